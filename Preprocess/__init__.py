@@ -1,0 +1,1 @@
+"""Data preparation: the original helpers, dataset adapters and the integrity check."""

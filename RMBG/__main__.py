@@ -1,0 +1,45 @@
+"""``python -m RMBG COMMAND ...``: one subcommand per stage, each owned by its module.
+
+This file only dispatches; every command parses its own arguments in the
+module that does the work (``main(argv) -> int``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: command -> (module, one-line help)
+COMMANDS = {
+    "import-weights": ("RMBG.weights", "import rembg's u2net/u2netp ONNX weights into a .keras model"),
+    "train": ("RMBG.train", "train or fine-tune a model with a preset"),
+    "evaluate": ("RMBG.evaluate", "score models and peers on a prepared dataset"),
+    "bench": ("RMBG.bench", "time our model against a peer, end to end"),
+    "remove": ("RMBG.predict", "remove backgrounds from images, folders or globs"),
+    "export": ("RMBG.export", "export a model to TFLite or ONNX"),
+    "demo": ("RMBG.demo", "remove backgrounds from the bundled demo photos"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: python -m RMBG COMMAND [options]   (COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Constants shared by every stage: folders, normalisation, file types.
+
+Presets (training recipes) live in :mod:`RMBG.presets`; this module holds the
+facts that do not change between runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Project root (the folder holding ``RMBG/``, ``Preprocess/`` and ``Data/``).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "Data"
+RAW_DIR = DATA_DIR / "raw"
+DATASET_DIR = DATA_DIR / "dataset"
+MODELS_DIR = DATA_DIR / "models"
+OUTPUT_DIR = DATA_DIR / "output"
+SAMPLES_DIR = DATA_DIR / "samples"
+
+#: The model that ``remove``, ``demo`` and the notebooks use when none is given.
+DEFAULT_MODEL_PATH = MODELS_DIR / "rmbg-default.keras"
+#: The imported rembg u2netp weights, used until the default model exists.
+IMPORTED_U2NETP_PATH = MODELS_DIR / "u2netp-imported.keras"
+
+#: ImageNet statistics, as used by the U-2-Net family (and rembg).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: File types read as images. Masks are written as PNG.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+#: Seed used for splits and anything random that must repeat.
+SEED = 42
+
+#: Largest image (in pixels) we agree to decode; PIL's own bomb check sits below it.
+MAX_IMAGE_PIXELS = 16_000 * 16_000
+
+
+def shared_dir() -> Path | None:
+    """The read-only ``shared/`` folder beside the project, or ``None``.
+
+    ``RMBG_SHARED`` overrides the location (CI and notebooks may set it).
+    """
+    env = os.environ.get("RMBG_SHARED")
+    candidate = Path(env) if env else PROJECT_ROOT.parent / "shared"
+    return candidate if (candidate / "data").is_dir() else None
+
+
+def shared_data_dir() -> Path | None:
+    """``shared/data`` (or ``RMBG_DATA`` when set), or ``None`` when absent."""
+    env = os.environ.get("RMBG_DATA")
+    if env:
+        return Path(env) if Path(env).is_dir() else None
+    root = shared_dir()
+    return root / "data" if root else None
+
+
+def peer_model_path() -> Path | None:
+    """rembg's ``u2netp.onnx`` in ``shared/peers``, or ``None`` when absent."""
+    root = shared_dir()
+    path = root / "peers" / "u2netp.onnx" if root else None
+    return path if path and path.is_file() else None
+
+
+def quick_mode() -> bool:
+    """True when heavy steps should stay small (CI, ``RMBG_QUICK=1``)."""
+    return os.environ.get("RMBG_QUICK", "").lower() in {"1", "true", "yes"} or (
+        os.environ.get("CI", "").lower() in {"1", "true"}
+    )

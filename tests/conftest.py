@@ -1,0 +1,41 @@
+"""Shared fixtures: where ../shared is, and skipping cleanly when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from RMBG.constants import peer_model_path, shared_data_dir  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; tests that need it skip with a reason when it is absent."""
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("../shared/data is absent (real photo/mask pairs live there)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def peer_onnx() -> Path:
+    """``../shared/peers/u2netp.onnx`` or a skip with the reason."""
+    path = peer_model_path()
+    if path is None:
+        pytest.skip("../shared/peers/u2netp.onnx is absent (the peer model)")
+    return path
+
+
+def pairs(folder: Path, limit: int | None = None) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs of a shared set, in sorted order."""
+    images = sorted((folder / "images").glob("*.jpg"))
+    found = [(img, folder / "masks" / f"{img.stem}.png") for img in images]
+    found = [(i, m) for i, m in found if m.is_file()]
+    return found[:limit] if limit else found
