@@ -216,3 +216,13 @@ def iter_readable(paths: Iterable[str | os.PathLike], reader=read_image):
             yield Path(path), reader(path), None
         except ImageReadError as exc:
             yield Path(path), None, exc
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open and fully decode ``path`` as a PIL image, as stored (mode kept, EXIF not applied).
+
+    For code that needs the file's own mode, bit depth or EXIF (integrity
+    checks); raises :class:`ImageReadError` naming the file when it is empty,
+    truncated, corrupt or not an image.
+    """
+    return _open_pil(path)
