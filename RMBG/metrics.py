@@ -223,13 +223,14 @@ def pr_curve(scores: Iterable[ImageScores]) -> tuple[np.ndarray, np.ndarray]:
 def format_table(rows: Mapping[str, Mapping[str, float]], keys: Sequence[str] = METRIC_KEYS) -> str:
     """A fixed-width text table: one row per label, one column per metric key."""
     width = max([len("model / category")] + [len(label) for label in rows])
-    head = "model / category".ljust(width) + "".join(f"{key:>12}" for key in keys)
+    widths = [max(8, len(key)) + 2 for key in keys]
+    head = "model / category".ljust(width) + "".join(f"{key:>{w}}" for key, w in zip(keys, widths))
     lines = [head, "-" * len(head)]
     for label, values in rows.items():
         cells = []
-        for key in keys:
+        for key, w in zip(keys, widths):
             value = values.get(key, float("nan"))
-            cells.append(f"{value:>12.4f}" if np.isfinite(value) else f"{'-':>12}")
+            cells.append(f"{value:>{w}.4f}" if np.isfinite(value) else f"{'-':>{w}}")
         lines.append(label.ljust(width) + "".join(cells))
     return "\n".join(lines)
 
