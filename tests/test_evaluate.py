@@ -1,0 +1,191 @@
+"""RMBG.evaluate on real ECSSD photos with the rembg peer: report shape, cache, bad data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from RMBG.evaluate import REPORT_KEYS, EvaluationError, evaluate, find_samples, main, model_key
+from RMBG.imageio import read_mask
+from RMBG.metrics import score_image
+from RMBG.runtime import OnnxPeerSegmenter, file_digest
+
+
+def _cached_prediction(cache_dir: Path, peer: OnnxPeerSegmenter, image: Path) -> np.ndarray:
+    """The cached 8-bit prediction of ``peer`` for ``image``."""
+    folder = cache_dir / model_key(peer)
+    with Image.open(folder / f"{file_digest(image)}.png") as img:
+        return np.asarray(img)
+
+
+class CountingPeer(OnnxPeerSegmenter):
+    """The peer, counting the photos it is actually run on."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.photos = 0
+
+    def _infer(self, batch):
+        self.photos += len(batch)
+        return super()._infer(batch)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    """One prediction cache for the module, so each photo meets the peer once."""
+    return tmp_path_factory.mktemp("prediction-cache")
+
+
+@pytest.fixture(scope="module")
+def ecssd_run(shared_data, peer_onnx, cache_dir, tmp_path_factory):
+    """The first evaluation of 10 ECSSD photos with the peer (fills the cache)."""
+    out = tmp_path_factory.mktemp("report")
+    peer = CountingPeer(peer_onnx)
+    report = evaluate(shared_data / "ecssd", peers=[peer], out_dir=out, limit=10,
+                      cache_dir=cache_dir, progress=False)
+    return report, out, peer
+
+
+def test_report_has_the_issue_shape_and_sane_peer_scores(ecssd_run):
+    report, out, peer = ecssd_run
+    assert peer.photos == 10  # every photo predicted once (the gallery reuses the cache)
+    assert set(report) == {"images", "models"} and report["images"] == 10
+    assert list(report["models"]) == ["u2netp"]
+    result = report["models"]["u2netp"]
+    assert set(result) == {"summary", "per_category"}
+    assert list(result["summary"]) == list(REPORT_KEYS)
+    assert list(result["per_category"]) == ["object"]
+    assert list(result["per_category"]["object"]) == list(REPORT_KEYS)
+    summary = result["summary"]
+    # About 0.02-0.04 with rembg's preprocessing: a broken pipeline lands far above.
+    assert summary["mae"] < 0.08
+    assert summary["max_f"] > 0.85 and summary["s_measure"] > 0.85 and summary["iou"] > 0.75
+    assert summary["max_f"] >= summary["mean_f"] and summary["max_e"] >= summary["mean_e"]
+    assert summary["seconds_per_image"] > 0
+    assert json.loads((out / "report.json").read_text()) == report
+
+
+def test_per_image_csv_and_figures(ecssd_run, shared_data, cache_dir):
+    report, out, _ = ecssd_run
+    table = pd.read_csv(out / "per_image.csv")
+    assert len(table) == 10 and set(table["model"]) == {"u2netp"}
+    assert set(REPORT_KEYS[:-1]) <= set(table.columns)
+    assert table["mae"].mean() == pytest.approx(report["models"]["u2netp"]["summary"]["mae"], abs=1e-5)
+    # A per-image value is the metric of that photo's cached prediction against its own mask.
+    row = table.iloc[0]
+    gt = read_mask(shared_data / "ecssd" / "masks" / (Path(row["image"]).stem + ".png"))
+    pred = _cached_prediction(cache_dir, ecssd_run[2], shared_data / "ecssd" / "images" / row["image"])
+    assert row["mae"] == pytest.approx(score_image(pred, gt).mae, abs=1e-6)
+    for name in ("pr_curve.png", "gallery.png"):
+        with Image.open(out / name) as img:
+            assert img.width > 200 and img.height > 200
+    run = json.loads((out / "run.json").read_text())
+    assert run["models"][0]["kind"] == "peer" and run["skipped_or_warned"] == []
+
+
+def test_rerun_is_served_from_the_cache_with_identical_numbers(ecssd_run, peer_onnx, shared_data,
+                                                               cache_dir, tmp_path):
+    first, _, _ = ecssd_run
+    peer = CountingPeer(peer_onnx)
+    again = evaluate(shared_data / "ecssd", peers=[peer], out_dir=tmp_path, limit=10,
+                     cache_dir=cache_dir, progress=False)
+    assert peer.photos == 0
+    assert again == first
+    assert pd.read_csv(tmp_path / "per_image.csv")["cached"].all()
+
+
+def _copy_pair(shared_data, stem, images, masks, new_stem, mask=True):
+    shutil.copy(shared_data / "ecssd" / "images" / f"{stem}.jpg", images / f"{new_stem}.jpg")
+    if mask:
+        shutil.copy(shared_data / "ecssd" / "masks" / f"{stem}.png", masks / f"{new_stem}.png")
+
+
+@pytest.fixture
+def odd_dataset(shared_data, tmp_path) -> Path:
+    """Two good pairs (two categories), a smaller mask, a missing mask, a broken photo."""
+    stems = [p.stem for p in sorted((shared_data / "ecssd" / "images").glob("*.jpg"))[:4]]
+    root = tmp_path / "odd"
+    images, masks = root / "images", root / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir()
+    _copy_pair(shared_data, stems[0], images, masks, "object_good")
+    _copy_pair(shared_data, stems[1], images, masks, "person_good")
+    _copy_pair(shared_data, stems[2], images, masks, "object_small", mask=False)
+    with Image.open(shared_data / "ecssd" / "masks" / f"{stems[2]}.png") as big:
+        big.resize((big.width * 9 // 10, big.height * 9 // 10), Image.NEAREST).save(masks / "object_small.png")
+    _copy_pair(shared_data, stems[3], images, masks, "object_nomask", mask=False)
+    (images / "object_broken.jpg").write_bytes(b"this is not a jpeg")
+    shutil.copy(masks / "object_good.png", masks / "object_broken.png")
+    names = ["object_broken", "object_good", "object_nomask", "object_small", "person_good"]
+    assert [p.stem for p in sorted(images.iterdir())] == names
+    pd.DataFrame({"image": [f"images/{n}.jpg" for n in names],
+                  "split": ["val", "train", "val", "val", "val"]}).to_csv(root / "index.csv", index=False)
+    (root / "small_is").write_text(stems[2])
+    return root
+
+
+def test_odd_pairs_are_resized_reported_or_skipped(odd_dataset, shared_data, peer_onnx, cache_dir, tmp_path):
+    peer = CountingPeer(peer_onnx)
+    with pytest.warns(UserWarning) as caught:
+        report = evaluate(odd_dataset, peers=[peer], out_dir=tmp_path / "r", cache_dir=cache_dir,
+                          progress=False, gallery_size=1)
+    messages = [str(w.message) for w in caught]
+    assert any("object_small.png" in m and "resized" in m for m in messages)
+    assert any("object_nomask.jpg" in m and "no mask" in m for m in messages)
+    assert any("object_broken.jpg" in m and "skipped" in m for m in messages)
+    assert report["images"] == 3  # the two good pairs and the small-mask pair
+    assert set(report["models"]["u2netp"]["per_category"]) == {"object", "person"}
+    table = pd.read_csv(tmp_path / "r" / "per_image.csv").set_index("image")
+    assert set(table.index) == {"object_good.jpg", "person_good.jpg", "object_small.jpg"}
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert len(run["skipped_or_warned"]) == 3
+
+    # The small mask is scored at its own size, and nearly as the full-size mask scores
+    # the same prediction (the nearest-neighbour shrink moves its edges a little).
+    small_mask = read_mask(odd_dataset / "masks" / "object_small.png")
+    pred = _cached_prediction(cache_dir, peer, odd_dataset / "images" / "object_small.jpg")
+    assert pred.shape != small_mask.shape
+    assert table.loc["object_small.jpg", "mae"] == pytest.approx(score_image(pred, small_mask).mae, abs=1e-6)
+    original = read_mask(shared_data / "ecssd" / "masks" / f"{(odd_dataset / 'small_is').read_text()}.png")
+    assert table.loc["object_small.jpg", "mae"] == pytest.approx(score_image(pred, original).mae, abs=0.01)
+
+
+def test_split_keeps_only_the_index_rows_of_that_split(odd_dataset):
+    with pytest.warns(UserWarning, match="object_nomask"):
+        samples, problems = find_samples(odd_dataset, split="val")
+    assert [s.name for s in samples] == ["object_broken", "object_small", "person_good"]
+    assert len(problems) == 1
+    samples, _ = find_samples(odd_dataset, split="train")
+    assert [s.name for s in samples] == ["object_good"]
+    pd.DataFrame({"image": ["a.jpg"]}).to_csv(odd_dataset / "index.csv", index=False)
+    with pytest.raises(EvaluationError, match="index.csv.*no 'split' column"):
+        find_samples(odd_dataset, split="val")
+
+
+def test_bad_data_folder_and_missing_models_fail_clearly(tmp_path, peer_onnx, capsys):
+    with pytest.raises(EvaluationError, match="no images/ folder"):
+        evaluate(tmp_path, peers=[peer_onnx], out_dir=tmp_path / "r")
+    with pytest.raises(EvaluationError, match="at least one model or peer"):
+        evaluate(tmp_path, out_dir=tmp_path / "r")
+    assert main(["--data", str(tmp_path), "--peer", str(peer_onnx), "--out", str(tmp_path / "r")]) == 1
+    assert "no images/ folder" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "report.json").exists()
+
+
+def test_cli_prints_the_summary_table(shared_data, peer_onnx, cache_dir, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["--data", str(shared_data / "ecssd"), "--peer", str(peer_onnx), "--out", str(out),
+                 "--limit", "3", "--cache", str(cache_dir), "--gallery", "1"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    mae = report["models"]["u2netp"]["summary"]["mae"]
+    assert report["images"] == 3
+    assert "u2netp (peer) [object]" in printed and f"{mae:.4f}" in printed
+    assert "seconds_per_image" in printed
