@@ -189,3 +189,21 @@ def test_cli_prints_the_summary_table(shared_data, peer_onnx, cache_dir, tmp_pat
     assert report["images"] == 3
     assert "u2netp (peer) [object]" in printed and f"{mae:.4f}" in printed
     assert "seconds_per_image" in printed
+
+
+def test_bench_measures_both_models_on_the_same_photos(shared_data, peer_onnx, tmp_path):
+    from RMBG.bench import bench, format_result
+
+    ours = OnnxPeerSegmenter(peer_onnx)  # any Segmenter stands in for ours here
+    result = bench(shared_data / "ecssd", ours, peer_onnx, n=3, batch_size=2, progress=False)
+    assert result["photos"] == 3 and set(result["models"]) == {"ours", "peer"}
+    for m in result["models"].values():
+        assert m["seconds_per_image"] > 0 and m["images_per_second"] > 0
+        assert m["median_seconds_per_image"] <= m["p90_seconds_per_image"]
+        assert m["peak_rss_mib"] > 10  # a real process RSS, in MiB
+    ours_s, peer_s = (result["models"][r]["seconds_per_image"] for r in ("ours", "peer"))
+    assert result["ratio_ours_over_peer"]["seconds_per_image"] == pytest.approx(ours_s / peer_s)
+    text = format_result(result)
+    assert "ratio ours/peer" in text and "psutil RSS" in text
+    with pytest.raises(ValueError, match="no images"):
+        bench(tmp_path, ours, peer_onnx, n=1)

@@ -1,0 +1,240 @@
+"""Time our model against a peer, end to end, in the same process.
+
+``python -m RMBG bench --data DIR --model PATH --peer ONNX [--n 50] [--batch-size 8]``
+
+Each timed step is what a user waits for: decode the photo file, preprocess,
+infer, and postprocess to a full-size mask (``Segmenter.predict``). Both
+models are loaded first and warmed up on one photo (untimed), then:
+
+1. **latency**: photo by photo, batch 1, the two models alternate which one
+   goes first on each photo, so drift (thermal, other processes) hits both;
+2. **throughput**: the photos in batches of ``--batch-size`` (decode included),
+   again alternating which model runs a batch first; images per second.
+
+Peak memory is the resident set size (psutil RSS) of this process, sampled
+every 5 ms while each model runs. Both models stay loaded throughout, so each
+peak includes the other model's weights; the RSS growth when each model was
+loaded is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from RMBG.imageio import ImageReadError, list_images, read_image
+from RMBG.runtime import Segmenter, load_segmenter
+
+MIB = 1024 * 1024
+
+
+class RssSampler:
+    """Background sampling of this process's RSS, attributing each peak to a label."""
+
+    def __init__(self, interval: float = 0.005):
+        import psutil
+
+        self._process = psutil.Process()
+        self.interval = interval
+        self.label: str | None = None
+        self.peaks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss(self) -> int:
+        return int(self._process.memory_info().rss)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            label = self.label
+            if label is not None:
+                value = self.rss()
+                if value > self.peaks.get(label, 0):
+                    self.peaks[label] = value
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def measure(self, label: str):
+        """Context manager: attribute samples taken inside it to ``label``."""
+        sampler = self
+
+        class _Scope:
+            def __enter__(self):
+                sampler.label = label
+                value = sampler.rss()  # at least one sample even for very short work
+                sampler.peaks[label] = max(sampler.peaks.get(label, 0), value)
+
+            def __exit__(self, *exc):
+                value = sampler.rss()
+                sampler.peaks[label] = max(sampler.peaks.get(label, 0), value)
+                sampler.label = None
+
+        return _Scope()
+
+
+@dataclass
+class Timing:
+    """What one model measured."""
+
+    role: str  # "ours" or "peer"
+    segmenter: Segmenter
+    load_seconds: float = 0.0
+    load_rss: int = 0  # RSS growth while loading, bytes
+    latency: list[float] = field(default_factory=list)
+    batch_seconds: float = 0.0
+    peak_rss: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.role} {self.segmenter.name} ({type(self.segmenter).__name__})"
+
+
+def _photos(data: Path, n: int) -> list[Path]:
+    folder = data / "images" if (data / "images").is_dir() else data
+    photos = list_images(folder)
+    if not photos:
+        raise ValueError(f"{folder}: no images found")
+    return photos[:n]
+
+
+def _run_end_to_end(segmenter: Segmenter, paths: list[Path], batch_size: int) -> list[np.ndarray]:
+    """Decode ``paths`` and predict full-size masks: the timed unit of work."""
+    images = [read_image(path) for path in paths]
+    masks = segmenter.predict(images, batch_size=batch_size)
+    for image, mask, path in zip(images, masks, paths):
+        if mask.shape != image.shape[:2]:
+            raise RuntimeError(f"{path}: {segmenter.name} returned a {mask.shape} mask for a "
+                               f"{image.shape[:2]} photo")
+    return masks
+
+
+def bench(data, model, peer, n: int = 50, batch_size: int = 8, progress: bool = True) -> dict:
+    """Measure ``model`` (ours) against ``peer`` (an ONNX U-2-Net) on up to ``n`` photos of ``data``.
+
+    Returns a dict with per-model ``seconds_per_image`` (mean and median latency),
+    ``images_per_second`` (batched), ``peak_rss_mib`` and ``load_rss_mib``, plus
+    the ratios ours/peer. Unreadable photos are left out with a message.
+    """
+    if n < 1 or batch_size < 1:
+        raise ValueError(f"n and batch size must be at least 1 (got n={n}, batch size={batch_size})")
+    paths = []
+    for path in _photos(Path(data), n):
+        try:
+            read_image(path)
+            paths.append(path)
+        except ImageReadError as exc:
+            print(f"warning: {exc} (left out)", file=sys.stderr)
+    if not paths:
+        raise ValueError(f"{data}: none of the photos could be read")
+
+    with RssSampler() as sampler:
+        timings = []
+        for role, item, is_peer in (("ours", model, False), ("peer", peer, True)):
+            before, start = sampler.rss(), time.perf_counter()
+            segmenter = load_segmenter(item, peer=is_peer)
+            timings.append(Timing(role, segmenter, time.perf_counter() - start, sampler.rss() - before))
+        for timing in timings:  # warm-up: first calls build graphs and allocate
+            with sampler.measure(timing.role):
+                _run_end_to_end(timing.segmenter, paths[:1], 1)
+
+        for i, path in enumerate(tqdm(paths, desc="bench latency", unit="img", disable=not progress)):
+            for timing in timings if i % 2 == 0 else timings[::-1]:
+                with sampler.measure(timing.role):
+                    start = time.perf_counter()
+                    _run_end_to_end(timing.segmenter, [path], 1)
+                    timing.latency.append(time.perf_counter() - start)
+
+        chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
+        for j, chunk in enumerate(tqdm(chunks, desc="bench batches", unit="batch", disable=not progress)):
+            for timing in timings if j % 2 == 0 else timings[::-1]:
+                with sampler.measure(timing.role):
+                    start = time.perf_counter()
+                    _run_end_to_end(timing.segmenter, chunk, batch_size)
+                    timing.batch_seconds += time.perf_counter() - start
+        for timing in timings:
+            timing.peak_rss = sampler.peaks.get(timing.role, 0)
+
+    result = {"photos": len(paths), "batch_size": batch_size, "data": str(data), "models": {}}
+    for timing in timings:
+        result["models"][timing.role] = {
+            "name": timing.segmenter.name,
+            "runtime": type(timing.segmenter).__name__,
+            "load_seconds": timing.load_seconds,
+            "load_rss_mib": timing.load_rss / MIB,
+            "seconds_per_image": float(np.mean(timing.latency)),
+            "median_seconds_per_image": float(np.median(timing.latency)),
+            "p90_seconds_per_image": float(np.percentile(timing.latency, 90)),
+            "images_per_second": len(paths) / timing.batch_seconds,
+            "peak_rss_mib": timing.peak_rss / MIB,
+        }
+    ours, theirs = result["models"]["ours"], result["models"]["peer"]
+    result["ratio_ours_over_peer"] = {
+        "seconds_per_image": ours["seconds_per_image"] / theirs["seconds_per_image"],
+        "median_seconds_per_image": ours["median_seconds_per_image"] / theirs["median_seconds_per_image"],
+        "images_per_second": ours["images_per_second"] / theirs["images_per_second"],
+    }
+    return result
+
+
+def format_result(result: dict) -> str:
+    """The printed benchmark: one row per model, then the ratios and what was measured."""
+    head = (f"{'':<44}{'s/img mean':>11}{'median':>9}{'p90':>9}"
+            f"{'img/s b' + str(result['batch_size']):>11}{'peak RSS MiB':>14}{'load MiB':>10}")
+    lines = [f"bench: {result['photos']} photos from {result['data']}: decode + preprocess + infer + "
+             f"full-size mask; 1 warm-up each; alternating order", head, "-" * len(head)]
+    for role, m in result["models"].items():
+        label = f"{role} {m['name']} ({m['runtime']})"
+        lines.append(f"{label:<44}{m['seconds_per_image']:>11.4f}{m['median_seconds_per_image']:>9.4f}"
+                     f"{m['p90_seconds_per_image']:>9.4f}{m['images_per_second']:>11.2f}"
+                     f"{m['peak_rss_mib']:>14.0f}{m['load_rss_mib']:>10.0f}")
+    ratio = result["ratio_ours_over_peer"]
+    lines.append(f"ratio ours/peer: {ratio['seconds_per_image']:.2f}x seconds per image (mean), "
+                 f"{ratio['median_seconds_per_image']:.2f}x (median) (above 1: ours slower); "
+                 f"{ratio['images_per_second']:.2f}x images/s batched (above 1: ours faster)")
+    lines.append("peak memory: psutil RSS of the whole process, sampled every 5 ms while each model "
+                 "runs; both models stay loaded, so each peak includes the other's weights. "
+                 "load MiB: RSS growth while loading that model. The public peer ONNX has a fixed "
+                 "batch of 1, so its batches run photo by photo.")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m RMBG bench",
+                                     description="Time our model against an ONNX peer, end to end.")
+    parser.add_argument("--data", required=True, type=Path, help="a folder of photos, or one with images/")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="our model file (default: the shipped default model)")
+    parser.add_argument("--peer", required=True, type=Path, metavar="ONNX", help="the peer U-2-Net ONNX file")
+    parser.add_argument("--n", type=int, default=50, help="number of photos (default 50)")
+    parser.add_argument("--batch-size", type=int, default=8, help="batch size of the throughput pass")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point: ``python -m RMBG bench ...``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        result = bench(args.data, args.model, args.peer, n=args.n, batch_size=args.batch_size)
+    except (FileNotFoundError, ValueError, ImageReadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_result(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
