@@ -67,7 +67,7 @@ def run_prepare(args) -> int:
             size=args.size,
             val_fraction=args.val_fraction,
         )
-    except (FileNotFoundError, NotADirectoryError, ValueError, FileExistsError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"prepare: not done: {exc}", file=sys.stderr)
         return 1
     print(f"prepared {result.added} new pairs into {result.out} ({len(result.index)} pairs in index.csv)")
@@ -104,8 +104,9 @@ def run_check(args) -> int:
     if report_path is None:
         print(f"(no CSV report written: {args.dir} and the current folder are read-only; pass --report PATH)")
     else:
+        where = "" if args.report or report_path.parent == args.dir else f" ({args.dir} is read-only)"
         try:
-            print(f"report: {write_report(report, report_path)}")
+            print(f"report: {write_report(report, report_path)}{where}")
         except OSError as exc:
             print(f"(could not write the CSV report to {report_path}: {exc})")
     print(("USABLE: " if report.usable else "NOT USABLE: ") + report.reason)
@@ -114,7 +115,7 @@ def run_check(args) -> int:
 
     try:
         fixed = fix_dataset(report, args.out)
-    except (ValueError, FileExistsError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"check --fix: not done: {exc}", file=sys.stderr)
         return 1
     print(

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -294,12 +295,25 @@ def report_frame(report: CheckReport) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=REPORT_COLUMNS)
 
 
+def is_writable(folder: Path) -> bool:
+    """True when ``folder`` may be written: allowed, and not marked read-only by its permission bits.
+
+    The bits are checked too because ``os.access`` says yes to root even for a
+    folder its owner made read-only (such as ``../shared``), which must stay untouched.
+    """
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
 def default_report_path(root: Path) -> Path | None:
     """``root/check_report.csv`` when ``root`` is writable, else one in the current folder, else None."""
-    if os.access(root, os.W_OK):
+    if is_writable(root):
         return root / REPORT_NAME
     here = Path.cwd()
-    if os.access(here, os.W_OK):
+    if is_writable(here):
         return here / f"check_report_{root.resolve().name or 'data'}.csv"
     return None
 
