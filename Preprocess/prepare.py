@@ -30,8 +30,10 @@ Rules:
   With ``val_fraction`` it gets a ``split`` column (``train``/``val``,
   stratified by category, seed :data:`RMBG.constants.SEED`, see
   :func:`Preprocess.split.assign_split`). Rows that already have a split
-  keep it; new rows are split among themselves. If the index has a split
-  column and no ``val_fraction`` is given, new rows are marked ``train``.
+  keep it, so the validation set stays fixed; rows without one (the new
+  rows, or every row the first time a split is asked for) are split among
+  themselves. If the index has a split column and no ``val_fraction`` is
+  given, new rows are marked ``train``.
 """
 
 from __future__ import annotations
