@@ -66,6 +66,8 @@ INDEX_NAME_COLUMNS = ("image", "image_path", "path", "file", "filename", "name",
 #: Relative aspect-ratio difference above which a mask probably belongs to another photo.
 ASPECT_TOLERANCE = 0.01
 REPORT_KEYS = METRIC_KEYS + ("seconds_per_image",)
+#: The CLI prints this many warnings; run.json keeps them all.
+MAX_PRINTED_WARNINGS = 10
 
 
 class EvaluationError(ValueError):
@@ -513,8 +515,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no --model or --peer given and {exc}", file=sys.stderr)
             return 1
 
+    shown = [0]
+
     def show(message, category, filename, lineno, file=None, line=None):
-        tqdm.write(f"warning: {message}", file=sys.stderr)
+        shown[0] += 1
+        if shown[0] <= MAX_PRINTED_WARNINGS:
+            tqdm.write(f"warning: {message}", file=sys.stderr)
+        elif shown[0] == MAX_PRINTED_WARNINGS + 1:
+            tqdm.write("warning: more warnings follow; run.json lists them all", file=sys.stderr)
 
     try:
         with warnings.catch_warnings():
