@@ -15,14 +15,18 @@ files are caught, not only bad headers) and lists what it finds, one
   without an image (ignored by training), masks with no foreground (empty)
   or no background (full).
 
+When the folder has an ``index.csv`` (a prepared folder), a row naming a
+missing file is an error and a pair that no row names is a warning.
+
 The folder is *usable* when it has at least one pair and no error or fixable
 finding. :func:`fix_dataset` writes a fixed copy into a new folder: the
 source is never modified, because a fix is a guess about the user's data
 (which file of two sharing a stem is right, whether a resize is welcome) and
 a copy keeps that guess reversible. The copy holds the good pairs, byte for
 byte where nothing was wrong, with fixed masks re-encoded as 8-bit PNG the
-size of their image, and an ``index.csv`` (the source's rows and columns
-kept when it had one).
+size of their image, and an ``index.csv`` listing the copied pairs (with
+the source index's extra columns, such as ``split``, when it had one; a pair
+it did not list is marked ``train``).
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ PROBLEMS = {
     "truncated": ERROR,
     "duplicate stem": ERROR,
     "aspect mismatch": ERROR,
+    "index unreadable": ERROR,
+    "index row without file": ERROR,
     "size mismatch": FIXABLE,
     "mask is RGB": FIXABLE,
     "mask is RGBA": FIXABLE,
@@ -65,6 +71,7 @@ PROBLEMS = {
     "image is EXIF-rotated": FIXABLE,
     "image without mask": WARNING,
     "mask without image": WARNING,
+    "pair not in index": WARNING,
     "mask empty": WARNING,
     "mask full": WARNING,
 }
@@ -249,7 +256,38 @@ def check_dataset(root: str | os.PathLike) -> CheckReport:
                 report.findings.append(
                     Finding(rel(mask), "aspect mismatch", f"{sizes}: aspect ratios differ by {difference:.1%}")
                 )
+    report.findings += check_index(root, pairs)
     return report
+
+
+def check_index(root: Path, pairs: list[tuple[Path, Path]]) -> list[Finding]:
+    """Findings about ``root/index.csv`` when there is one (training reads it).
+
+    A row naming an image or mask that does not exist is an error; a pair
+    on disk that no row names is a warning (training would not see it).
+    """
+    path = root / "index.csv"
+    if not path.is_file():
+        return []
+    try:
+        index = pd.read_csv(path, keep_default_na=False, dtype=str)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        return [Finding("index.csv", "index unreadable", str(exc))]
+    if not {"Image Path", "Mask Path"} <= set(index.columns):
+        return [Finding("index.csv", "index unreadable", "no 'Image Path' and 'Mask Path' columns")]
+    findings, listed = [], set()
+    for number, row in enumerate(index.itertuples(index=False), start=2):
+        for column in ("Image Path", "Mask Path"):
+            value = row[index.columns.get_loc(column)]
+            target = root / value if value else None
+            if target is None or not target.is_file():
+                findings.append(Finding("index.csv", "index row without file", f"line {number}: {column} {value!r}"))
+            else:
+                listed.add(target.resolve())
+    for image, _mask in pairs:
+        if image.resolve() not in listed:
+            findings.append(Finding(_relative(image, root), "pair not in index", "index.csv has no row for it"))
+    return findings
 
 
 # --------------------------------------------------------------------------- #
@@ -414,5 +452,7 @@ def fix_dataset(report: CheckReport, out: str | os.PathLike) -> FixResult:
             if extra:
                 old = old.drop_duplicates("Image Name")[["Image Name", *extra]]
                 index = index.merge(old, on="Image Name", how="left")
+                if "split" in index:  # a pair the source index did not list trains, as in prepare
+                    index["split"] = index["split"].fillna("").replace("", "train")
     write_atomic(out / "index.csv", lambda tmp: index.to_csv(tmp, index=False))
     return result

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from Preprocess.__main__ import main
-from Preprocess.check import check_dataset, format_table
+from Preprocess.prepare import prepare
+from Preprocess.check import check_dataset, fix_dataset, format_table
 
 
 def write_photo(path: Path, size=(40, 30), seed=0) -> Path:
@@ -222,3 +223,35 @@ def test_fix_refuses_to_write_into_the_source_or_a_used_folder(tmp_path, capsys)
     assert sorted(p.name for p in used.iterdir()) == ["keep.txt"]
     assert main(["check", str(tmp_path / "missing")]) == 1
     assert main(["check", str(tmp_path / "used")]) == 1  # no images/ and masks/
+
+
+def test_a_prepared_folder_is_clean_and_its_index_is_checked(tmp_path):
+    raw = tmp_path / "raw"
+    for i in range(3):
+        write_photo(raw / "images" / f"dog_{i}.jpg", seed=i)
+        write_mask(raw / "masks" / f"dog_{i}.png", disc())
+    out = tmp_path / "prepared"
+    prepare([("folder", raw)], out, val_fraction=0.34)
+    report = check_dataset(out)
+    assert report.usable and report.findings == []
+
+    index_path = out / "index.csv"
+    lines = index_path.read_text().splitlines()
+    index_path.write_text("\n".join(lines[:2] + lines[3:]) + "\n")  # drop the row of dog_2 (prepared from dog_1)
+    (out / "masks" / "dog_1.png").unlink()
+    problems = {(f.file, f.problem, f.severity) for f in check_dataset(out).findings}
+    assert problems == {
+        ("index.csv", "index row without file", "error"),
+        ("images/dog_1.jpg", "image without mask", "warning"),
+        ("images/dog_2.jpg", "pair not in index", "warning"),
+    }
+    report = check_dataset(out)
+    assert not report.usable
+    fixed = tmp_path / "fixed"
+    fix_dataset(report, fixed)
+    copy_index = pd.read_csv(fixed / "index.csv")
+    assert list(copy_index["Image Name"]) == ["dog_2.jpg", "dog_3.jpg"]
+    # dog_3 keeps its split; dog_2 had no row, so it is marked train as prepare would
+    old = pd.read_csv(index_path).set_index("Image Name")["split"]
+    assert list(copy_index["split"]) == ["train", old["dog_3.jpg"]]
+    assert check_dataset(fixed).usable
