@@ -275,8 +275,9 @@ def _check_sizes(sample: Sample, image: np.ndarray, gt: np.ndarray, problems: li
     _warn(problems, message)
 
 
-def _round(values: dict[str, float]) -> dict[str, float]:
-    return {key: round(float(values[key]), 6) for key in REPORT_KEYS}
+def _round(values: dict[str, float]) -> dict[str, float | None]:
+    """Six decimals; ``None`` (JSON null) where a value is unknown (e.g. timing of old cache entries)."""
+    return {key: round(float(values[key]), 6) if np.isfinite(values[key]) else None for key in REPORT_KEYS}
 
 
 def _summaries(entry: Entry, categories: list[str]) -> dict:

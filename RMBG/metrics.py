@@ -229,7 +229,8 @@ def format_table(rows: Mapping[str, Mapping[str, float]], keys: Sequence[str] = 
     for label, values in rows.items():
         cells = []
         for key, w in zip(keys, widths):
-            value = values.get(key, float("nan"))
+            value = values.get(key)
+            value = float("nan") if value is None else value
             cells.append(f"{value:>{w}.4f}" if np.isfinite(value) else f"{'-':>{w}}")
         lines.append(label.ljust(width) + "".join(cells))
     return "\n".join(lines)
