@@ -20,6 +20,7 @@ loaded is printed too.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -141,6 +142,7 @@ def bench(data, model, peer, n: int = 50, batch_size: int = 8, progress: bool = 
     if not paths:
         raise ValueError(f"{data}: none of the photos could be read")
 
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     with RssSampler() as sampler:
         timings = []
         for role, item, is_peer in (("ours", model, False), ("peer", peer, True)):
@@ -168,7 +170,8 @@ def bench(data, model, peer, n: int = 50, batch_size: int = 8, progress: bool = 
         for timing in timings:
             timing.peak_rss = sampler.peaks.get(timing.role, 0)
 
-    result = {"photos": len(paths), "batch_size": batch_size, "data": str(data), "models": {}}
+    result = {"photos": len(paths), "batch_size": batch_size, "data": str(data), "models": {},
+              "cpu_count": os.cpu_count(), "load_average": load_before}
     for timing in timings:
         result["models"][timing.role] = {
             "name": timing.segmenter.name,
@@ -205,6 +208,9 @@ def format_result(result: dict) -> str:
     lines.append(f"ratio ours/peer: {ratio['seconds_per_image']:.2f}x seconds per image (mean), "
                  f"{ratio['median_seconds_per_image']:.2f}x (median) (above 1: ours slower); "
                  f"{ratio['images_per_second']:.2f}x images/s batched (above 1: ours faster)")
+    if result.get("load_average") is not None:
+        lines.append(f"machine: {result['cpu_count']} CPU cores, 1-minute load average {result['load_average']:.1f} "
+                     "at the start (a load above the core count inflates every time, unevenly)")
     lines.append("peak memory: psutil RSS of the whole process, sampled every 5 ms while each model "
                  "runs; both models stay loaded, so each peak includes the other's weights. "
                  "load MiB: RSS growth while loading that model. The public peer ONNX has a fixed "
