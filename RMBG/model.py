@@ -135,14 +135,25 @@ def resize_like(x, target, name: str):
     """PyTorch's ``_upsample_like``: bilinear resize of ``x`` to ``target``'s spatial size.
 
     Keras' bilinear resize uses half-pixel centres, as ``F.interpolate(...,
-    align_corners=False)`` (ONNX ``pytorch_half_pixel``) does.
+    align_corners=False)`` (ONNX ``pytorch_half_pixel``) does. With input sizes
+    a multiple of 32 every ratio is a whole number, so this is an
+    ``UpSampling2D``. (Not ``keras.layers.Resizing``: as a preprocessing layer
+    its ``call`` defaults to ``training=True``, which puts every later
+    BatchNorm in training mode when the model is called without ``training``.)
     """
     from keras import layers
 
     height, width = int(target.shape[1]), int(target.shape[2])
-    if tuple(x.shape[1:3]) == (height, width):
+    source = (int(x.shape[1]), int(x.shape[2]))
+    if source == (height, width):
         return x
-    return layers.Resizing(height, width, interpolation="bilinear", name=name)(x)
+    if height % source[0] or width % source[1]:
+        raise ValueError(
+            f"{name}: cannot upsample {source} to {(height, width)} by a whole factor "
+            f"(input sizes must be a multiple of {SIZE_MULTIPLE})"
+        )
+    factor = (height // source[0], width // source[1])
+    return layers.UpSampling2D(factor, interpolation="bilinear", name=name)(x)
 
 
 def max_pool(x, name: str):
@@ -327,18 +338,26 @@ def _resnet50_encoder(inputs, encoder_weights: str | None):
     except Exception as exc:  # download or file errors: say what to do instead
         if encoder_weights is None:
             raise
-        cached = Path(keras.config.keras_home() if hasattr(keras.config, "keras_home") else "~/.keras")
         raise RuntimeError(
             f"could not load ResNet50 encoder weights {encoder_weights!r} ({type(exc).__name__}: "
-            f"{exc}). Offline, place {RESNET50_NOTOP_FILE} in {cached / 'models'} or build with "
-            f"encoder_weights=None (random encoder)."
+            f"{exc}). Offline, place {RESNET50_NOTOP_FILE} in {_keras_cache_dir() / 'models'} or "
+            f"build with encoder_weights=None (random encoder)."
         ) from exc
+
+
+def _keras_cache_dir() -> Path:
+    """Where keras.applications caches downloads (``KERAS_HOME`` as read when Keras started)."""
+    try:
+        from keras.src.backend.config import keras_home
+
+        return Path(keras_home()).expanduser()
+    except ImportError:  # private helper moved: fall back to Keras' documented default
+        return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
 
 
 def _imagenet_weights_available() -> bool:
     """True when ResNet50's notop ImageNet weights are already in the Keras cache."""
-    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
-    return (home / "models" / RESNET50_NOTOP_FILE).is_file()
+    return (_keras_cache_dir() / "models" / RESNET50_NOTOP_FILE).is_file()
 
 
 def seed_unet(
