@@ -184,11 +184,36 @@ def write_atomic(path: str | os.PathLike, write, overwrite: bool = False) -> Pat
     os.close(fd)
     try:
         write(Path(tmp_name))
-        os.replace(tmp_name, path)
+        _make_readable(tmp_name)
+        if overwrite:
+            os.replace(tmp_name, path)
+        else:
+            _rename_no_clobber(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def _make_readable(path: str | os.PathLike) -> None:
+    """Give a temporary file the usual permissions (``mkstemp`` makes it owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def _rename_no_clobber(tmp_name: str, path: Path) -> None:
+    """Move ``tmp_name`` to ``path`` unless ``path`` appeared meanwhile (then FileExistsError)."""
+    try:
+        os.link(tmp_name, path)  # fails if path exists, atomically
+    except FileExistsError:
+        raise FileExistsError(f"{path}: already exists (refusing to overwrite)") from None
+    except OSError:  # file systems without hard links: check, then rename
+        if path.exists():
+            raise FileExistsError(f"{path}: already exists (refusing to overwrite)") from None
+        os.replace(tmp_name, path)
+        return
+    os.unlink(tmp_name)
 
 
 def save_image(

@@ -1,0 +1,194 @@
+"""Output modes: turn a photo and its alpha mask into the picture the user asked for.
+
+Every function takes the photo as ``HxWx3`` uint8 RGB and the mask as ``HxW``
+(float in [0, 1] or uint8 0-255) and returns a PIL image. Blending runs in
+horizontal strips with integer arithmetic, so a 100-megapixel photo needs no
+full-size float copies.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageColor
+
+#: Output modes, in the order the CLI lists them.
+MODES = ("rgba", "mask", "side-by-side", "color", "image", "blur")
+#: Modes whose output needs an alpha channel or is a mask: always written as PNG.
+PNG_MODES = frozenset({"rgba", "mask"})
+
+#: Background of the ``color`` mode when none is given.
+DEFAULT_BG_COLOR = "#FFFFFF"
+#: Width and grey level of the line between the two halves of ``side-by-side``.
+SEPARATOR_WIDTH = 10
+SEPARATOR_GREY = 128
+#: The two greys of the transparency checkerboard, and its cell size as a
+#: fraction of the picture's shorter side (never below ``CHECKER_MIN_CELL`` px).
+CHECKER_LIGHT = 204
+CHECKER_DARK = 153
+CHECKER_CELL_FRACTION = 1 / 32
+CHECKER_MIN_CELL = 8
+#: ``blur`` mode: Gaussian sigma as a fraction of the photo's longer side, and
+#: the longest side at which the blur is computed (then upsampled; a blur has
+#: no fine detail to lose).
+BLUR_SIGMA_FRACTION = 0.015
+BLUR_WORK_SIDE = 1024
+#: Rows blended per step; bounds the temporary memory of compositing.
+STRIP_PIXELS = 1 << 21
+
+
+def parse_color(text: str | tuple) -> tuple[int, int, int]:
+    """``"#RRGGBB"``, ``"#RGB"``, a CSS colour name or an RGB tuple as three ints."""
+    if isinstance(text, (tuple, list)):
+        if len(text) != 3 or not all(0 <= int(v) <= 255 for v in text):
+            raise ValueError(f"colour {text!r}: expected three values 0-255")
+        return tuple(int(v) for v in text)
+    try:
+        rgb = ImageColor.getrgb(str(text).strip())
+    except ValueError:
+        raise ValueError(
+            f"colour {text!r}: expected '#RRGGBB' (for example '#00FF00') or a colour name"
+        ) from None
+    return tuple(int(v) for v in rgb[:3])
+
+
+def alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
+    """A float mask in [0, 1] (or an 8-bit one) as ``HxW`` uint8 0-255."""
+    alpha = np.asarray(alpha)
+    if alpha.dtype == np.uint8:
+        return alpha
+    out = np.empty(alpha.shape, np.uint8)
+    for rows in _strips(alpha.shape[0], alpha.shape[1]):
+        out[rows] = np.rint(np.clip(alpha[rows], 0.0, 1.0) * 255.0)
+    return out
+
+
+def _strips(height: int, width: int):
+    """Row slices covering ``height`` rows, each about ``STRIP_PIXELS`` pixels."""
+    step = max(1, STRIP_PIXELS // max(1, width))
+    for top in range(0, height, step):
+        yield slice(top, min(height, top + step))
+
+
+def blend(foreground: np.ndarray, background, alpha: np.ndarray) -> np.ndarray:
+    """``foreground * alpha + background * (1 - alpha)`` as uint8, strip by strip.
+
+    ``background`` is an ``HxWx3`` uint8 array or one RGB colour.
+    """
+    alpha8 = alpha_to_uint8(alpha)
+    height, width = alpha8.shape
+    out = np.empty((height, width, 3), np.uint8)
+    colour = None
+    if not isinstance(background, np.ndarray):
+        colour = np.asarray(parse_color(background), np.uint16)
+    for rows in _strips(height, width):
+        a = alpha8[rows, :, None].astype(np.uint16)
+        fg = foreground[rows].astype(np.uint16)
+        bg = colour if colour is not None else background[rows].astype(np.uint16)
+        mixed = fg * a + bg * (255 - a) + 127
+        out[rows] = mixed // 255
+    return out
+
+
+def checkerboard(height: int, width: int, cell: int | None = None) -> np.ndarray:
+    """The usual grey checkerboard that shows transparency, ``HxWx3`` uint8."""
+    if cell is None:
+        cell = max(CHECKER_MIN_CELL, round(min(height, width) * CHECKER_CELL_FRACTION))
+    rows = (np.arange(height) // cell) % 2
+    cols = (np.arange(width) // cell) % 2
+    board = np.empty((height, width, 3), np.uint8)
+    for strip in _strips(height, width):
+        odd = (rows[strip, None] ^ cols[None, :]).astype(bool)
+        board[strip] = np.where(odd, CHECKER_DARK, CHECKER_LIGHT)[..., None]
+    return board
+
+
+def cover_resize(picture: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Scale ``picture`` to cover ``height x width`` (keeping its aspect) and crop the centre."""
+    src_h, src_w = picture.shape[:2]
+    scale = max(height / src_h, width / src_w)
+    new_w, new_h = max(width, round(src_w * scale)), max(height, round(src_h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    resized = cv2.resize(np.ascontiguousarray(picture), (new_w, new_h), interpolation=interp)
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return np.ascontiguousarray(resized[top : top + height, left : left + width])
+
+
+def blurred_background(image: np.ndarray, alpha: np.ndarray, sigma_fraction: float = BLUR_SIGMA_FRACTION) -> np.ndarray:
+    """The photo's background, blurred without bleeding the subject's colours into it.
+
+    The blur is weighted by ``1 - alpha`` (a normalised convolution), so the
+    subject leaves no halo; it is computed at most ``BLUR_WORK_SIDE`` px wide
+    and upsampled.
+    """
+    height, width = image.shape[:2]
+    scale = min(1.0, BLUR_WORK_SIDE / max(height, width))
+    small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(image, small_size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    weight = 1.0 - cv2.resize(
+        np.asarray(alpha_to_uint8(alpha), np.float32) / 255.0, small_size, interpolation=cv2.INTER_AREA
+    )
+    sigma = max(0.5, sigma_fraction * max(height, width) * scale)
+    blur = lambda x: cv2.GaussianBlur(x, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+    numerator = blur(small * weight[..., None])
+    denominator = blur(weight)[..., None]
+    plain = blur(small)
+    background = np.where(denominator > 1e-3, numerator / np.maximum(denominator, 1e-3), plain)
+    background = np.clip(np.rint(background), 0, 255).astype(np.uint8)
+    return cv2.resize(background, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def load_background(bg_image) -> np.ndarray:
+    """A background picture given as a path, PIL image or array, as RGB uint8."""
+    from RMBG.imageio import pil_to_rgb, read_image
+
+    if isinstance(bg_image, (str, os.PathLike, Path)):
+        return read_image(bg_image)
+    if isinstance(bg_image, Image.Image):
+        return np.asarray(pil_to_rgb(bg_image))
+    array = np.asarray(bg_image)
+    if array.ndim == 3 and array.shape[2] >= 3 and array.dtype == np.uint8:
+        return np.ascontiguousarray(array[..., :3])
+    raise ValueError("bg_image: expected a path, a PIL image or an HxWx3 uint8 array")
+
+
+def compose(
+    image: np.ndarray,
+    alpha: np.ndarray,
+    mode: str = "rgba",
+    bg_color=DEFAULT_BG_COLOR,
+    bg_image=None,
+    blur_sigma: float = BLUR_SIGMA_FRACTION,
+) -> Image.Image:
+    """The output picture of ``mode`` for ``image`` (RGB uint8) and its ``alpha`` mask."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    image = np.ascontiguousarray(image)
+    height, width = image.shape[:2]
+    if np.asarray(alpha).shape != (height, width):
+        raise ValueError(f"mask shape {np.asarray(alpha).shape} does not match image {height}x{width}")
+    alpha8 = alpha_to_uint8(alpha)
+    if mode == "mask":
+        return Image.fromarray(alpha8, mode="L")
+    if mode == "rgba":
+        rgba = np.empty((height, width, 4), np.uint8)
+        rgba[..., :3] = image
+        rgba[..., 3] = alpha8
+        return Image.fromarray(rgba, mode="RGBA")
+    if mode == "color":
+        return Image.fromarray(blend(image, parse_color(bg_color), alpha8))
+    if mode == "image":
+        if bg_image is None:
+            raise ValueError("mode 'image' needs a background picture (bg_image / --bg-image)")
+        background = cover_resize(load_background(bg_image), height, width)
+        return Image.fromarray(blend(image, background, alpha8))
+    if mode == "blur":
+        return Image.fromarray(blend(image, blurred_background(image, alpha8, blur_sigma), alpha8))
+    # side-by-side: input | grey line | cut-out on a checkerboard (the original's picture)
+    canvas = np.full((height, 2 * width + SEPARATOR_WIDTH, 3), SEPARATOR_GREY, np.uint8)
+    canvas[:, :width] = image
+    canvas[:, width + SEPARATOR_WIDTH :] = blend(image, checkerboard(height, width), alpha8)
+    return Image.fromarray(canvas)

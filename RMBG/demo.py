@@ -1,0 +1,136 @@
+"""``python -m RMBG demo``: background removal on real photos that installed packages ship.
+
+Copies a few photos from scikit-image's and matplotlib's own package data (no
+network, nothing outside the project) to ``Data/samples/``, removes their
+backgrounds with the default model, and writes every output mode for each to
+``Data/output/demo/MODE/``, the side-by-side pictures included. Re-running
+replaces the demo's own outputs; samples already in ``Data/samples/`` are
+left as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from RMBG.compose import MODES, PNG_MODES, compose
+from RMBG.constants import OUTPUT_DIR, SAMPLES_DIR
+from RMBG.imageio import ImageReadError, read_image, save_image
+
+#: Photos with a clear subject that scikit-image's wheel ships in ``skimage/data``.
+SKIMAGE_SAMPLES = ("astronaut.png", "coffee.png", "chelsea.png", "motorcycle_left.png")
+#: matplotlib's sample photo (``mpl-data/sample_data``).
+MATPLOTLIB_SAMPLES = ("grace_hopper.jpg",)
+#: Background for the ``image`` mode (tried in order; scikit-image data).
+BACKGROUND_CANDIDATES = ("hubble_deep_field.jpg", "rocket.jpg")
+DEMO_OUT = OUTPUT_DIR / "demo"
+#: Background colour of the ``color`` mode in the demo.
+DEMO_BG_COLOR = "#2E8B57"
+
+
+def _skimage_data_dir() -> Path | None:
+    try:
+        import skimage
+    except ImportError:
+        return None
+    return Path(skimage.__file__).parent / "data"
+
+
+def _matplotlib_sample(name: str) -> Path | None:
+    try:
+        from matplotlib import cbook
+
+        return Path(cbook.get_sample_data(name, asfileobj=False))
+    except (ImportError, OSError, ValueError):
+        return None
+
+
+def sample_sources() -> dict[str, Path]:
+    """Name -> path of each demo photo the installed packages actually ship."""
+    found: dict[str, Path] = {}
+    data = _skimage_data_dir()
+    for name in SKIMAGE_SAMPLES:
+        if data is not None and (data / name).is_file():
+            found[name] = data / name
+    for name in MATPLOTLIB_SAMPLES:
+        path = _matplotlib_sample(name)
+        if path is not None and path.is_file():
+            found[name] = path
+    return found
+
+
+def background_source() -> Path | None:
+    """A scikit-image photo to put behind the subjects in the ``image`` mode."""
+    data = _skimage_data_dir()
+    for name in BACKGROUND_CANDIDATES:
+        if data is not None and (data / name).is_file():
+            return data / name
+    return None
+
+
+def write_samples(folder: Path = SAMPLES_DIR) -> list[Path]:
+    """Copy the demo photos (decoded and re-saved, upright RGB) into ``folder``."""
+    written = []
+    for name, source in sample_sources().items():
+        target = folder / name
+        if not target.exists():
+            save_image(read_image(source), target)
+        written.append(target)
+    return written
+
+
+def run_demo(model=None, out: Path = DEMO_OUT, samples: Path = SAMPLES_DIR, runtime: str = "tflite") -> dict[str, list[Path]]:
+    """Write every mode for every sample photo; ``{mode: [output paths]}``."""
+    from RMBG.predict import finish_mask
+    from RMBG.runtime import load_segmenter
+
+    photos = write_samples(samples)
+    if not photos:
+        raise RuntimeError("no sample photos found in the installed scikit-image or matplotlib")
+    background = background_source()
+    modes = [m for m in MODES if m != "image" or background is not None]
+    bg_image = read_image(background) if background is not None else None
+    segmenter = load_segmenter(model, runtime=runtime)
+    written: dict[str, list[Path]] = {mode: [] for mode in modes}
+    for photo in tqdm(photos, desc="demo", unit="img"):
+        try:
+            image = read_image(photo)
+        except ImageReadError as exc:
+            print(f"skipping {exc}", file=sys.stderr)
+            continue
+        alpha = finish_mask(image, segmenter.predict_small([image])[0])
+        for mode in modes:
+            suffix = ".png" if mode in PNG_MODES else photo.suffix
+            target = out / mode / (photo.stem + suffix)
+            picture = compose(image, alpha, mode, bg_color=DEMO_BG_COLOR, bg_image=bg_image)
+            save_image(picture, target, overwrite=True, **({"quality": 95} if suffix == ".jpg" else {}))
+            written[mode].append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m RMBG demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="model file (default: the shipped model)")
+    parser.add_argument("--out", type=Path, default=DEMO_OUT, help=f"output folder (default {DEMO_OUT})")
+    parser.add_argument("--samples", type=Path, default=SAMPLES_DIR, help=f"where the photos go (default {SAMPLES_DIR})")
+    parser.add_argument("--runtime", choices=("keras", "tflite"), default="tflite", help="how .keras models run")
+    args = parser.parse_args(argv)
+    print("removing backgrounds (the first run converts the model to a faster TFLite copy, about 20 s)")
+    try:
+        written = run_demo(args.model, args.out, args.samples, args.runtime)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"samples in {args.samples}")
+    for mode, paths in written.items():
+        print(f"{mode:>13}: {args.out / mode}  ({len(paths)} pictures)")
+    if written.get("side-by-side"):
+        print(f"look at, for example: {written['side-by-side'][0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
