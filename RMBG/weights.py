@@ -63,7 +63,7 @@ class WeightImportError(ValueError):
 
 
 def read_onnx_convs(onnx_path: str | os.PathLike) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``(node name, kernel OIHW, bias)`` for every Conv node, in graph order."""
+    """``(kernel initializer name, kernel OIHW, bias)`` for every Conv node, in graph order."""
     import onnx
     from onnx import numpy_helper
 
@@ -85,7 +85,7 @@ def read_onnx_convs(onnx_path: str | os.PathLike) -> list[tuple[str, np.ndarray,
             )
         kernel = numpy_helper.to_array(tensors[node.input[1]]).astype(np.float32)
         bias = numpy_helper.to_array(tensors[node.input[2]]).astype(np.float32)
-        convs.append((node.name or node.output[0], kernel, bias))
+        convs.append((node.input[1], kernel, bias))
     return convs
 
 
