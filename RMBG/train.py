@@ -202,6 +202,44 @@ def freeze_layers(model, prefixes: Sequence[str]) -> list[str]:
     return frozen
 
 
+def build_before_fit(view, strategy, batch: int, size: int) -> None:
+    """Create the optimizer and metric variables before ``fit`` traces its step.
+
+    Keras 3.15's own pre-build reduces the first distributed batch, an
+    ``(x, y)`` tuple, with ``strategy.reduce``, which fails under
+    ``MultiWorkerMirroredStrategy``; it only needs shapes, so build from zeros of
+    the per-replica shape and make ``fit``'s pre-build a no-op. Building first
+    also saves the second trace Keras does when variables appear while tracing.
+    """
+    per_replica = max(1, batch // strategy.num_replicas_in_sync)
+    x = np.zeros((per_replica, size, size, 3), np.float32)
+    y = np.zeros((per_replica, size, size, 1), np.float32)
+    with strategy.scope():
+        view._symbolic_build(data_batch=(x, y))
+    view._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    if multi_worker(strategy):
+        # Keras 3.15 averages every log of a step across workers with
+        # strategy.reduce("MEAN", value, axis=0), which fails on scalars: give it
+        # one-element vectors, which it averages into the scalar mean of the workers.
+        import tensorflow as tf
+
+        step = view.train_step
+
+        def train_step(data):
+            return {name: tf.reshape(value, [1]) for name, value in step(data).items()}
+
+        view.train_step = train_step
+
+
+def multi_worker(strategy) -> bool:
+    """True under MultiWorkerMirroredStrategy with more than one worker."""
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
+        getattr(strategy.extended, "_num_workers", 1) > 1
+    )
+
+
 def make_optimizer(preset: Preset):
     """The optimizer of ``preset`` (adam, adamw, sgd with Nesterov momentum, lamb), clipped."""
     import keras
@@ -497,6 +535,7 @@ def fit(config: TrainConfig) -> FitResult:
             view.compile(
                 optimizer=make_optimizer(preset), loss=loss, metrics=metrics(channel), jit_compile=False
             )
+            build_before_fit(view, strategy, preset.batch, preset.train_size)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     eval_model = build_model(config.arch, preset.image_size, **kwargs)
@@ -543,14 +582,24 @@ def fit(config: TrainConfig) -> FitResult:
             base, eval_model, val_ds, loss, channel, info, preset.val_every_steps, work, first_epoch * steps, save
         )
         callbacks.append(validator)
-    callbacks += [
+    callbacks.append(
         keras.callbacks.ModelCheckpoint(
             str(work / "checkpoint.weights.h5"), monitor=monitor, save_best_only=True, save_weights_only=True
-        ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=preset.lr_factor, patience=preset.lr_patience, min_lr=preset.min_lr
-        ),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=preset.early_stop),
+        )
+    )
+    if val_ds is not None or not multi_worker(strategy):
+        # Under several workers each one decides on its own logs: only the validation
+        # scores (same weights, same images) are equal everywhere, so only they may
+        # change the learning rate or stop the run.
+        callbacks += [
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, factor=preset.lr_factor, patience=preset.lr_patience, min_lr=preset.min_lr
+            ),
+            keras.callbacks.EarlyStopping(monitor=monitor, patience=preset.early_stop),
+        ]
+    else:
+        print("multi-worker run without a validation split: no ReduceLROnPlateau/EarlyStopping", flush=True)
+    callbacks += [
         keras.callbacks.CSVLogger(str(work / "log.csv"), append=True),
         keras.callbacks.TerminateOnNaN(),
         timer,
@@ -740,6 +789,8 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         result = fit(config)
     except (ValueError, FileNotFoundError, RunStateError) as exc:
+        if os.environ.get("RMBG_DEBUG"):
+            raise
         print(f"train: {exc}", file=sys.stderr)
         return 2
     print(f"model: {result.model_path}")
