@@ -73,37 +73,47 @@ def _strips(height: int, width: int):
         yield slice(top, min(height, top + step))
 
 
-def blend(foreground: np.ndarray, background, alpha: np.ndarray) -> np.ndarray:
+def blend(foreground: np.ndarray, background, alpha: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``foreground * alpha + background * (1 - alpha)`` as uint8, strip by strip.
 
-    ``background`` is an ``HxWx3`` uint8 array or one RGB colour.
+    ``background`` is an ``HxWx3`` uint8 array, one RGB colour, or a function
+    ``rows -> array`` that draws the background of a slice of rows (so that a
+    full-size background never has to exist). Writes into ``out`` when given.
     """
     alpha8 = alpha_to_uint8(alpha)
     height, width = alpha8.shape
-    out = np.empty((height, width, 3), np.uint8)
+    out = np.empty((height, width, 3), np.uint8) if out is None else out
     colour = None
-    if not isinstance(background, np.ndarray):
+    if not isinstance(background, np.ndarray) and not callable(background):
         colour = np.asarray(parse_color(background), np.uint16)
     for rows in _strips(height, width):
         a = alpha8[rows, :, None].astype(np.uint16)
         fg = foreground[rows].astype(np.uint16)
-        bg = colour if colour is not None else background[rows].astype(np.uint16)
+        if colour is not None:
+            bg = colour
+        else:
+            bg = (background(rows) if callable(background) else background[rows]).astype(np.uint16)
         mixed = fg * a + bg * (255 - a) + 127
         out[rows] = mixed // 255
     return out
 
 
+def checker_cell(height: int, width: int) -> int:
+    """The checkerboard's cell size for a picture of this size."""
+    return max(CHECKER_MIN_CELL, round(min(height, width) * CHECKER_CELL_FRACTION))
+
+
+def checkerboard_rows(rows: slice, width: int, cell: int) -> np.ndarray:
+    """The rows ``rows`` of the grey transparency checkerboard, ``R x W x 3`` uint8."""
+    ys = (np.arange(rows.start, rows.stop) // cell) % 2
+    xs = (np.arange(width) // cell) % 2
+    odd = (ys[:, None] ^ xs[None, :]).astype(bool)
+    return np.repeat(np.where(odd, CHECKER_DARK, CHECKER_LIGHT).astype(np.uint8)[..., None], 3, axis=2)
+
+
 def checkerboard(height: int, width: int, cell: int | None = None) -> np.ndarray:
     """The usual grey checkerboard that shows transparency, ``HxWx3`` uint8."""
-    if cell is None:
-        cell = max(CHECKER_MIN_CELL, round(min(height, width) * CHECKER_CELL_FRACTION))
-    rows = (np.arange(height) // cell) % 2
-    cols = (np.arange(width) // cell) % 2
-    board = np.empty((height, width, 3), np.uint8)
-    for strip in _strips(height, width):
-        odd = (rows[strip, None] ^ cols[None, :]).astype(bool)
-        board[strip] = np.where(odd, CHECKER_DARK, CHECKER_LIGHT)[..., None]
-    return board
+    return checkerboard_rows(slice(0, height), width, cell or checker_cell(height, width))
 
 
 def cover_resize(picture: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -190,5 +200,6 @@ def compose(
     # side-by-side: input | grey line | cut-out on a checkerboard (the original's picture)
     canvas = np.full((height, 2 * width + SEPARATOR_WIDTH, 3), SEPARATOR_GREY, np.uint8)
     canvas[:, :width] = image
-    canvas[:, width + SEPARATOR_WIDTH :] = blend(image, checkerboard(height, width), alpha8)
+    cell = checker_cell(height, width)
+    blend(image, lambda rows: checkerboard_rows(rows, width, cell), alpha8, out=canvas[:, width + SEPARATOR_WIDTH :])
     return Image.fromarray(canvas)

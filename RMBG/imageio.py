@@ -80,7 +80,10 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
 
 def pil_to_rgb(img: Image.Image) -> Image.Image:
     """Any PIL image as 8-bit RGB (colour kept, alpha ignored), upright per EXIF."""
-    img = ImageOps.exif_transpose(img)
+    if img.getexif().get(0x0112, 1) in {2, 3, 4, 5, 6, 7, 8}:
+        # Only when it turns the picture: exif_transpose copies upright images
+        # too, which for a 100-megapixel photo is 400 MB for nothing.
+        img = ImageOps.exif_transpose(img)
     if img.mode == "RGB":
         return img
     if img.mode in {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}:

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from RMBG.compose import DEFAULT_BG_COLOR, MODES, PNG_MODES, compose, load_background, parse_color
+from RMBG.compose import DEFAULT_BG_COLOR, MODES, PNG_MODES, alpha_to_uint8, compose, load_background, parse_color
 from RMBG.imageio import IMAGE_EXTENSIONS, ImageReadError, _to_uint8, list_images, pil_to_rgb, read_image, save_image
 from RMBG.refine import REFINE_METHODS, refine as refine_mask
 from RMBG.runtime import Segmenter, load_segmenter, upsample_mask
@@ -290,7 +290,7 @@ def run_jobs(
             for job, image, mask in zip(chunk, images, small):
                 if mask is not None:
                     try:
-                        alpha = finish_mask(image, mask, refine, threshold)
+                        alpha = alpha_to_uint8(finish_mask(image, mask, refine, threshold))
                         picture = compose(image, alpha, mode, bg_color=bg_color, bg_image=background)
                         del alpha
                         _save(picture, job.target, overwrite)

@@ -93,12 +93,14 @@ def guided_filter(
     radius: int | None = None,
     eps: float = GUIDED_EPS,
     strip_pixels: int = GUIDED_STRIP_PIXELS,
+    prepare=None,
 ) -> np.ndarray:
     """Edge-aware smoothing of ``mask`` (HxW float in [0, 1]) guided by ``image`` (HxWx3 uint8).
 
     Computed in horizontal strips with a margin of twice the radius, which
     makes the result identical to filtering the whole picture at once while
-    only a strip's worth of float planes is alive.
+    only a strip's worth of float planes is alive. ``prepare``, when given,
+    transforms each strip of the mask (as float32) before filtering.
     """
     height, width = mask.shape[:2]
     if image.shape[:2] != (height, width):
@@ -112,6 +114,7 @@ def guided_filter(
         lo, hi = max(0, top - margin), min(height, bottom + margin)
         guide = image[lo:hi].astype(np.float32) * (1.0 / 255.0)
         src = np.asarray(mask[lo:hi], np.float32)
+        src = prepare(src) if prepare is not None else src
         q = _guided_block(guide, src, radius, eps)
         out[top:bottom] = q[top - lo : bottom - lo]
     return np.clip(out, 0.0, 1.0, out=out)
@@ -119,11 +122,11 @@ def guided_filter(
 
 def refine_guided(image: np.ndarray, mask: np.ndarray, sharpness: float = GUIDED_SHARPNESS) -> np.ndarray:
     """Steepen ``mask`` around 0.5, then guided-filter it on the full-size ``image``."""
-    steep = np.asarray(mask, np.float32) - 0.5
-    steep *= sharpness
-    steep += 0.5
-    np.clip(steep, 0.0, 1.0, out=steep)
-    return guided_filter(image, steep)
+
+    def steepen(strip: np.ndarray) -> np.ndarray:
+        return np.clip((strip - 0.5) * sharpness + 0.5, 0.0, 1.0)
+
+    return guided_filter(image, mask, prepare=steepen)
 
 
 # ---------------------------------------------------------------------------
