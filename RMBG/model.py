@@ -318,9 +318,8 @@ def residual_decoder_block(x, skip, filters: int, name: str):
     x = layers.Concatenate(name=f"{name}_cat")([x, skip])
     shortcut = conv_bn_relu(x, filters, 1, f"{name}_shortcut", relu=False)
     y = conv_bn_relu(x, filters, 3, f"{name}_a")
-    y = conv_bn_relu(y, filters, 3, f"{name}_b", relu=False)
-    y = layers.Add(name=f"{name}_add")([y, shortcut])
-    return layers.ReLU(name=f"{name}_out")(y)
+    y = conv_bn_relu(y, filters, 3, f"{name}_b")
+    return layers.Add(name=f"{name}_out")([y, shortcut])
 
 
 def _resnet50_encoder(inputs, encoder_weights: str | None):
