@@ -192,8 +192,9 @@ def _int8_bytes(converter, info: ModelInfo, photos: list[Path]) -> tuple[bytes, 
     return data, note
 
 
-def onnx_bytes(model, info: ModelInfo) -> bytes:
-    """The ONNX model of ``model`` through ``tf2onnx.convert.from_function``, ModelInfo inside."""
+def onnx_bytes(model, info: ModelInfo, embed: ModelInfo | None = None) -> bytes:
+    """The ONNX model of ``model`` through ``tf2onnx.convert.from_function``, with ``embed``
+    (the export's ModelInfo, by default ``info``) in its metadata."""
     import tensorflow as tf
     import tf2onnx
 
@@ -202,7 +203,7 @@ def onnx_bytes(model, info: ModelInfo) -> bytes:
     spec = (tf.TensorSpec([None, size, size, 3], tf.float32, name="image"),)
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=ONNX_OPSET)
     entry = proto.metadata_props.add()
-    entry.key, entry.value = INFO_KEY, info.to_json()
+    entry.key, entry.value = INFO_KEY, (embed or info).to_json()
     return proto.SerializeToString()
 
 
@@ -238,9 +239,10 @@ def export_loaded(
     info = model.rmbg_info
     if fmt == "tflite":
         data, how = tflite_bytes(model, info, quantize, calibration)
+        new_info = exported_info(info, source, fmt, how)
     else:
-        data, how = onnx_bytes(model, info), "float32"
-    new_info = exported_info(info, source, fmt, how)
+        new_info = exported_info(info, source, fmt, "float32")
+        data = onnx_bytes(model, info, embed=new_info)
     write_atomic(out, lambda tmp: tmp.write_bytes(data), overwrite=overwrite)
     write_atomic(sidecar_path(out), lambda tmp: tmp.write_text(new_info.to_json(), encoding="utf-8"), overwrite=overwrite)
     return out

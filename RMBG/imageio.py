@@ -54,11 +54,33 @@ def _open_pil(path: str | os.PathLike) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as exc:
         text = str(exc)
         if "truncated" in text.lower():
+            if _has_end_marker(path):
+                raise ImageReadError(path, "corrupt image data (the file is complete but its data does not decode)") from None
             raise ImageReadError(path, "truncated file (the image data ends early)") from None
         raise ImageReadError(path, f"corrupt or unreadable image ({text})") from None
     if img.width < 1 or img.height < 1:
         raise ImageReadError(path, f"image has no pixels ({img.width}x{img.height})")
     return img
+
+
+#: Bytes that close a complete file, by format: a "truncated" error on a file
+#: that ends with them means damaged data rather than a cut-off file.
+_END_MARKERS = {b"\xff\xd8": (b"\xff\xd9",), b"\x89PNG": (b"IEND\xaeB`\x82",)}
+
+
+def _has_end_marker(path: Path) -> bool:
+    """True when ``path`` ends the way a complete JPEG or PNG file ends."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+            handle.seek(max(0, path.stat().st_size - 16))
+            tail = handle.read().rstrip(b"\x00")
+    except OSError:
+        return False
+    for magic, ends in _END_MARKERS.items():
+        if head.startswith(magic):
+            return any(tail.endswith(end) for end in ends)
+    return False
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:
