@@ -33,8 +33,9 @@ from typing import Any
 
 from RMBG.modelinfo import INFO_ENTRY, ModelInfo
 
-#: Architectures :func:`build_model` knows.
-ARCHES = ("seed", "u2net", "u2netp")
+#: Architectures :func:`build_model` knows (``*_refine``: a U-2-Net with the
+#: refinement head of :mod:`RMBG.refiner`, outputs ``[refined, fused, side1..side6]``).
+ARCHES = ("seed", "u2net", "u2netp", "u2net_refine", "u2netp_refine")
 #: Every input size must be a multiple of this (five 2x poolings, then even maps).
 SIZE_MULTIPLE = 32
 #: PyTorch's BatchNorm defaults, so that imported statistics mean the same thing.
@@ -409,7 +410,27 @@ def seed_unet(
 # ---------------------------------------------------------------------------
 # The one factory
 # ---------------------------------------------------------------------------
-FACTORIES = {"seed": seed_unet, "u2net": u2net, "u2netp": u2netp}
+def u2net_refine(input_size: int = 320, **head):
+    """U-2-Net with a refinement head (:func:`RMBG.refiner.attach_refiner`)."""
+    from RMBG.refiner import attach_refiner
+
+    return attach_refiner(u2net(input_size), **head)
+
+
+def u2netp_refine(input_size: int = 320, **head):
+    """U-2-Net-P with a refinement head (:func:`RMBG.refiner.attach_refiner`)."""
+    from RMBG.refiner import attach_refiner
+
+    return attach_refiner(u2netp(input_size), **head)
+
+
+FACTORIES = {
+    "seed": seed_unet,
+    "u2net": u2net,
+    "u2netp": u2netp,
+    "u2net_refine": u2net_refine,
+    "u2netp_refine": u2netp_refine,
+}
 
 
 def build_model(arch: str, input_size: int = 320, **kwargs):

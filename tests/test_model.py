@@ -111,7 +111,7 @@ def test_wrong_arch_and_size_give_clear_errors():
             build_model("u2netp", input_size=size)
     with pytest.raises(ValueError, match="integer"):
         build_model("u2netp", input_size=64.5)
-    assert set(ARCHES) == {"seed", "u2net", "u2netp"}
+    assert set(ARCHES) == {"seed", "u2net", "u2netp", "u2net_refine", "u2netp_refine"}
 
 
 # ---------------------------------------------------------------------------
