@@ -1,0 +1,385 @@
+"""RMBG.train, RMBG.losses, RMBG.presets: recipes, losses, real learning, fine-tuning,
+resuming a killed run, and two workers on loopback ending with identical weights."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import pairs as shared_pairs
+from RMBG import presets
+from RMBG.train import (
+    RunStateError,
+    TrainConfig,
+    build_parser,
+    config_from_args,
+    fit,
+    prepare_run_folder,
+    train,
+    trim_log,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SUBPROCESS_TIMEOUT = 300
+#: Tiny, fast settings shared by the subprocess runs (u2netp at 32 px, SGD: the cheapest step to trace).
+TINY = ["--preset", "sample", "--arch", "u2netp", "--optimizer", "sgd", "--freeze-bn", "--verbose", "2"]
+
+
+def link_pairs(pairs, folder: Path) -> Path:
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "masks").mkdir(parents=True, exist_ok=True)
+    for image, mask in pairs:
+        (folder / "images" / image.name).symlink_to(image)
+        (folder / "masks" / mask.name).symlink_to(mask)
+    return folder
+
+
+def subprocess_env(**extra) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        KERAS_BACKEND="tensorflow",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def log_epochs(path: Path) -> list[int]:
+    with open(path, newline="") as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+# ---------------------------------------------------------------------------
+# Presets and configuration
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(presets.PRESETS))
+@pytest.mark.parametrize("arch", ["seed", "u2net", "u2netp"])
+def test_every_preset_is_valid_for_every_arch(name, arch):
+    from RMBG.model import check_input_size
+
+    preset = presets.get_preset(name, arch)
+    assert check_input_size(preset.image_size) == preset.image_size
+    assert check_input_size(preset.train_size) == preset.train_size <= preset.image_size
+    assert presets.preset_problems(preset) == []
+
+
+def test_presets_carry_the_original_values_and_the_fine_tune_recipe():
+    sample = presets.get_preset("sample", "seed")
+    assert (sample.batch, sample.lr, sample.epochs, sample.split) == (2, 0.01, 10, 0.4)
+    assert sample.image_size == presets.MIN_SIZE == 32  # 16 is not a valid size any more
+    full = presets.get_preset("full", "seed")
+    assert (full.image_size, full.batch, full.lr, full.epochs, full.split) == (512, 64, 1e-6, 100, 0.2)
+    tune = presets.get_preset("finetune", "u2netp")
+    assert (tune.image_size, tune.train_size, tune.freeze_bn) == (320, 288, True)
+    assert presets.expand_freeze(tune.freeze) == tuple(f"stage{i}_" for i in range(1, 7))
+    assert presets.get_preset("finetune", "u2netp", lr=3e-5, epochs=2).lr == 3e-5
+    with pytest.raises(ValueError, match="multiple of 32"):
+        presets.get_preset("sample", "u2netp", image_size=48)
+    with pytest.raises(ValueError, match="unknown preset field"):
+        presets.get_preset("sample", "u2netp", learning_rate=1)
+    with pytest.raises(ValueError, match="loss"):
+        presets.get_preset("sample", "u2netp", loss="bce+dice")
+
+
+def test_cli_overrides_every_kind_of_field(tmp_path):
+    args = build_parser().parse_args(
+        [
+            "--preset", "finetune", "--arch", "u2netp", "--data", "d", "--out", str(tmp_path),
+            "--init", "m.keras", "--epochs", "3", "--lr", "2e-5", "--crop-size", "none",
+            "--crop-scale", "0.5,1", "--freeze", "encoder,side1_", "--no-freeze-bn", "--no-flip",
+            "--clipnorm", "0.5", "--loss", "bce+iou", "--side-weights", "fused", "--optimizer", "adamw",
+            "--val-every-steps", "40", "--output-norm", "none", "--strategy", "mirrored", "--resume",
+        ]
+    )
+    config = config_from_args(args)
+    p = config.preset
+    assert (p.epochs, p.lr, p.crop_size, p.train_size, p.crop_scale) == (3, 2e-5, None, 320, (0.5, 1.0))
+    assert (p.freeze, p.freeze_bn, p.flip, p.clipnorm) == (("encoder", "side1_"), False, False, 0.5)
+    assert (p.loss, p.side_weights, p.optimizer, p.val_every_steps, p.output_norm) == (
+        "bce+iou", "fused", "adamw", 40, "none",
+    )
+    assert (config.init, config.strategy, config.resume) == ("m.keras", "mirrored", True)
+    # untouched fields keep the preset's values
+    assert p.batch == presets.get_preset("finetune", "u2netp").batch
+
+
+def test_original_api_maps_onto_a_config(tmp_path):
+    job = train(64, 64, 4, 0.001, 3, 0.25, "some/data", out=tmp_path)
+    p = job.config.preset
+    assert (job.config.arch, p.image_size, p.batch, p.lr, p.epochs, p.split) == ("seed", 64, 4, 0.001, 3, 0.25)
+    assert job.config.data == "some/data"
+    with pytest.raises(ValueError, match="square"):
+        train(64, 96, 4, 0.001, 3, 0.25, "some/data")
+
+
+def test_run_folder_refuses_to_mix_runs_and_trims_on_resume(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n")
+    with pytest.raises(RunStateError, match="--resume"):
+        prepare_run_folder(tmp_path, resume=False, overwrite=False)
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    assert prepare_run_folder(tmp_path, resume=True, overwrite=False) == 2
+    assert log_epochs(log) == [0, 1]
+    assert trim_log(log, 1) == 1 and log_epochs(log) == [0]
+    assert prepare_run_folder(tmp_path, resume=False, overwrite=True) == 0
+    assert not log.exists() and not (tmp_path / "backup").exists()
+
+
+# ---------------------------------------------------------------------------
+# Losses and metrics
+# ---------------------------------------------------------------------------
+def test_deep_supervision_loss_matches_numpy():
+    from RMBG.losses import DeepSupervisionLoss, channel_iou, channel_mae, side_weights
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((2, 8, 8, 1)) > 0.5).astype(np.float32)
+    p = rng.uniform(0.01, 0.99, (2, 8, 8, 3)).astype(np.float32)
+
+    def bce(t, q):
+        return -(t * np.log(q) + (1 - t) * np.log(1 - q)).mean(axis=(1, 2, 3))
+
+    def iou(t, q):
+        inter = (t * q).sum(axis=(1, 2, 3))
+        return 1 - (inter + 1) / (t.sum(axis=(1, 2, 3)) + q.sum(axis=(1, 2, 3)) - inter + 1)
+
+    weights = (1.0, 0.5, 0.0)
+    got = np.asarray(DeepSupervisionLoss("bce+iou", weights).call(y, p))
+    expected = sum(w * (bce(y, p[..., k : k + 1]) + iou(y, p[..., k : k + 1])) for k, w in enumerate(weights))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # "fused" weighs the fused channel only: the other channels do not matter
+    fused = DeepSupervisionLoss("l1", side_weights("fused", 3, 0))
+    changed = p.copy()
+    changed[..., 1:] = 0.5
+    np.testing.assert_allclose(np.asarray(fused.call(y, p)), np.asarray(fused.call(y, changed)))
+    np.testing.assert_allclose(np.asarray(channel_mae(y, p, 1)), np.abs(y - p[..., 1:2]).mean(axis=(1, 2, 3)), rtol=1e-6)
+    guess = p[..., :1] > 0.5
+    truth = y > 0.5
+    expected_iou = (guess & truth).sum(axis=(1, 2, 3)) / (guess | truth).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(np.asarray(channel_iou(y, p, 0)), expected_iou, rtol=1e-6)
+    with pytest.raises(ValueError):
+        side_weights("1,2", 3)
+
+
+# ---------------------------------------------------------------------------
+# Learning is real
+# ---------------------------------------------------------------------------
+def runtime_mae(model_path: Path, pairs) -> float:
+    """Mean MAE of a saved model over (photo, mask) pairs at full size, through the runtime."""
+    from RMBG.imageio import read_image, read_mask
+    from RMBG.runtime import KerasSegmenter
+
+    segmenter = KerasSegmenter.from_file(model_path)
+    return float(np.mean([np.abs(segmenter.predict_one(read_image(i)) - read_mask(m)).mean() for i, m in pairs]))
+
+
+def test_u2netp_learns_eight_people_photos(tmp_path, shared_data):
+    """100 steps on 8 real pairs at 32 px halve (at least) the full-size MAE on them."""
+    import keras
+
+    from RMBG.model import build_model, default_info, save_model
+
+    chosen = shared_pairs(shared_data / "people", 8)
+    root = link_pairs(chosen, tmp_path / "people8")
+    keras.utils.set_random_seed(42)
+    init = tmp_path / "init.keras"
+    save_model(build_model("u2netp", 32), init, default_info("u2netp", 32))
+    start = runtime_mae(init, chosen)
+
+    config = TrainConfig.from_preset(
+        "sample", "u2netp", root, tmp_path / "run", init=str(init), verbose=0,
+        image_size=32, batch=8, epochs=1, steps_per_epoch=100, split=0.0,
+        optimizer="sgd", lr=0.05, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), jitter=0.0,
+    )
+    result = fit(config)
+    end = runtime_mae(result.model_path, chosen)
+    assert len(result.history["loss"]) == 1 and result.steps_per_epoch == 100
+    assert end < 0.5 * start, f"MAE {start:.3f} -> {end:.3f}"
+
+
+def imported_u2netp(tmp_path: Path, peer_onnx: Path) -> Path:
+    from RMBG.constants import IMPORTED_U2NETP_PATH
+
+    if IMPORTED_U2NETP_PATH.is_file():
+        return IMPORTED_U2NETP_PATH
+    from RMBG.model import save_model
+    from RMBG.weights import import_u2net_onnx
+
+    model = import_u2net_onnx(peer_onnx, arch="u2netp", input_size=320)
+    return save_model(model, tmp_path / "u2netp-imported.keras", model.rmbg_info)
+
+
+def test_fine_tune_from_imported_weights_never_ships_a_worse_model(tmp_path, shared_data, peer_onnx):
+    from RMBG import data
+    from RMBG.losses import DeepSupervisionLoss
+    from RMBG.model import build_model, load_model, read_model_info
+    from RMBG.train import evaluate_model, training_model
+
+    source = imported_u2netp(tmp_path, peer_onnx)
+    root = link_pairs(shared_pairs(shared_data / "ecssd", 8), tmp_path / "ecssd8")
+    config = TrainConfig.from_preset(
+        "finetune", "u2netp", root, tmp_path / "ft", init=str(source), verbose=0,
+        image_size=64, crop_size=None, batch=4, epochs=1, steps_per_epoch=4, split=0.5,
+        val_every_steps=2, val_limit=4,
+    )
+    result = fit(config)
+
+    # preprocessing of the imported file is kept; the saved model infers at image_size
+    info = read_model_info(result.model_path)
+    imported = read_model_info(source)
+    assert (info.input_scale, info.mean, info.std, info.output_norm) == (
+        imported.input_scale, imported.mean, imported.std, imported.output_norm,
+    )
+    assert info.input_size == 64 and info.arch == "u2netp"
+
+    # validation MAE: checked at step 0, 2, 4; the shipped model is the best of them
+    with open(tmp_path / "ft" / "val_steps.csv", newline="") as handle:
+        checks = list(csv.DictReader(handle))
+    assert [int(c["step"]) for c in checks] == [0, 2, 4]
+    assert result.best_val_mae <= result.start_val_mae
+
+    report = data.scan(root, split=0.5, progress=False)
+    val = data.eval_dataset(report.val, info, 64, batch=4)
+    loss = DeepSupervisionLoss("l1", (1.0,) + (0.0,) * 6)
+
+    def val_mae(model):
+        return evaluate_model(training_model(model), val, loss, 0, info.output_norm)["val_mae"]
+
+    start_model = build_model("u2netp", 64)
+    start_weights = load_model(source).get_weights()
+    start_model.set_weights(start_weights)
+    shipped, last = load_model(result.model_path), load_model(result.last_path)
+    assert val_mae(start_model) == pytest.approx(result.start_val_mae, abs=1e-5)
+    assert val_mae(shipped) == pytest.approx(result.best_val_mae, abs=1e-5)
+    assert val_mae(shipped) <= val_mae(start_model) + 1e-6
+
+    # the knobs did what they say: encoder and BatchNorm untouched, the decoder trained
+    def weights_by_name(model):
+        return {v.path: np.asarray(v) for v in model.weights}
+
+    before, after = weights_by_name(start_model), weights_by_name(last)
+    encoder = [k for k in before if k.startswith(presets.U2NET_ENCODER_PREFIXES)]
+    batchnorm = [k for k in before if "_bn/" in k]
+    decoder = [k for k in before if k.startswith("stage1d_") and k.endswith("kernel")]
+    assert encoder and batchnorm and decoder
+    assert all(np.array_equal(before[k], after[k]) for k in encoder + batchnorm)
+    assert any(not np.array_equal(before[k], after[k]) for k in decoder)
+
+
+# ---------------------------------------------------------------------------
+# Resume after a kill (subprocesses), bad data in the set, MirroredStrategy on CPU
+# ---------------------------------------------------------------------------
+def test_killed_run_resumes_at_epoch_two_without_duplicate_log_rows(tmp_path, shared_data):
+    root = link_pairs(shared_pairs(shared_data / "people", 8), tmp_path / "data")
+    (root / "images" / "person_9999.jpg").write_text("this is not a photo")
+    (root / "masks" / "person_9999.png").symlink_to(shared_pairs(shared_data / "people", 1)[0][1])
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "RMBG", "train", *TINY, "--data", str(root), "--out", str(out),
+        "--epochs", "2", "--steps-per-epoch", "20", "--split", "0.25", "--val-limit", "2",
+        "--strategy", "mirrored",
+    ]
+    meta = out / "backup" / "training_metadata.json"
+    first = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + SUBPROCESS_TIMEOUT
+    epoch_done = False
+    while first.poll() is None and time.monotonic() < deadline and not epoch_done:
+        try:
+            epoch_done = json.loads(meta.read_text())["epoch"] >= 1
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first_output = first.communicate(timeout=60)[0]
+    assert epoch_done, first_output[-3000:]
+    assert first.returncode == -signal.SIGKILL, "the run ended before it could be killed in epoch 2"
+    assert log_epochs(out / "log.csv") == [0]
+    assert "person_9999.jpg" in first_output  # the unreadable photo is named...
+    assert "person_9999.jpg" in (out / "data_report.txt").read_text()
+
+    second = subprocess.run(
+        command + ["--resume"], cwd=PROJECT_ROOT, env=subprocess_env(), capture_output=True, text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "resuming at epoch 2 of 2" in second.stdout
+    assert "Epoch 2/2" in second.stdout and "Epoch 1/2" not in second.stdout
+    assert log_epochs(out / "log.csv") == [0, 1]  # no duplicate epoch
+    with open(out / "val_steps.csv", newline="") as handle:
+        assert [int(row["step"]) for row in csv.DictReader(handle)] == [0, 20, 40]
+    assert not (out / "backup").exists()  # finished: the backup is gone
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pairs"]["train"] + summary["pairs"]["val"] == 8  # ...and skipped
+    assert [Path(p).name for p, _ in summary["skipped"]] == ["person_9999.jpg"]
+
+
+# ---------------------------------------------------------------------------
+# Two workers on loopback
+# ---------------------------------------------------------------------------
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_two_workers_end_with_identical_weights(tmp_path, shared_data):
+    from RMBG.model import load_model
+
+    root = link_pairs(shared_pairs(shared_data / "people", 10), tmp_path / "data")
+    out = tmp_path / "mw"
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    command = [
+        sys.executable, "-m", "RMBG", "train", *TINY, "--data", str(root), "--out", str(out),
+        "--epochs", "1", "--steps-per-epoch", "4", "--batch", "4", "--split", "0.2", "--strategy", "multiworker",
+    ]
+    workers = [
+        subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env=subprocess_env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = []
+    try:
+        for proc in workers:
+            outputs.append(proc.communicate(timeout=SUBPROCESS_TIMEOUT)[0])
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.kill()
+    for proc, text in zip(workers, outputs):
+        assert proc.returncode == 0, text[-3000:]
+
+    chief = load_model(out / "last.keras").get_weights()
+    other = load_model(out / "workers" / "worker1" / "last.keras").get_weights()
+    assert len(chief) == len(other) > 600
+    for a, b in zip(chief, other):
+        np.testing.assert_array_equal(a, b)
+    # and they trained: the validation MAE moved from its start
+    for folder in (out, out / "workers" / "worker1"):
+        with open(folder / "val_steps.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [int(r["step"]) for r in rows] == [0, 4]
+        assert rows[0]["val_mae"] != rows[1]["val_mae"]
