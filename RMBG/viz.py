@@ -5,16 +5,23 @@ everything they show is code that is tested. Figures are built with
 :class:`matplotlib.figure.Figure` (no pyplot, no global state) and returned;
 Jupyter shows a returned figure as a picture once :func:`enable_inline_figures`
 has run (importing this module runs it when an IPython kernel is active), and
-``fig.savefig(path)`` writes it anywhere.
+``fig.savefig(path)`` writes it anywhere. Widgets (ipywidgets) each have a
+``run()``/``redraw()`` that does what their button does, so that a notebook
+run with no one clicking still shows results; :func:`quick` picks small
+sizes in quick mode (CI).
 
-- Data: :func:`example_sources` and :func:`heldout_source` (the data the
-  notebooks use), :func:`check_sources`,
-  :func:`pair_grid` (photos beside their masks), :func:`check_table`.
-- Training: :class:`PresetWidgets` (:func:`preset_widgets`),
-  :func:`training_curves` and :class:`LiveCurves` (curves redrawn from the
-  CSV log while a run trains).
-- Evaluation: :func:`metric_table`, :func:`picture` (a PNG a report wrote).
-- Removal: :func:`side_by_side` and :class:`RemoveWidgets` (:func:`remove_widgets`).
+- Data: :func:`example_sources`, :func:`heldout_source`, :func:`check_sources`,
+  :func:`check_table`, :func:`pair_grid` (photos beside their masks),
+  :class:`DatasetWidgets`.
+- Training: :class:`PresetWidgets` (preset selector filling editable
+  sliders), :func:`training_curves`, :class:`LiveCurves` and
+  :func:`fit_with_curves` (curves redrawn from the run's CSV logs while it
+  trains), :func:`prediction_grid`.
+- Evaluation: :func:`metric_table`, :func:`per_image_table`, :func:`picture`
+  (a PNG a report wrote), :func:`benchmark`, :class:`EvaluateWidgets`.
+- Removal: :func:`example_photos`, :func:`remove_all`, :func:`side_by_side`,
+  :func:`mode_grid`, :func:`refine_grid`, :func:`original_comparison`,
+  :class:`RemoveWidgets` (mode, colour, refinement and photo, redrawn on change).
 """
 
 from __future__ import annotations
@@ -33,9 +40,6 @@ from RMBG.constants import SEED, quick_mode, shared_data_dir
 
 #: Thumbnails in grids are at most this many pixels on their longer side.
 THUMB_SIDE = 256
-#: Transparency checkerboard of the side-by-side pictures: greys and cell size in pixels.
-CHECKER_GREYS = (204, 153)
-CHECKER_CELL = 12
 #: Shared sets the notebooks prepare by default: (kind for ``Preprocess.prepare``, folder).
 EXAMPLE_SETS = (("people", "people"), ("folder", "cats"))
 #: Shared set kept out of the example data, for evaluation.
@@ -44,7 +48,7 @@ HELDOUT_SET = "ecssd"
 TABLE_KEYS = ("mae", "max_f", "mean_f", "weighted_f", "s_measure", "max_e", "iou", "seconds_per_image")
 #: In quick mode (CI) the training widgets start from this small run.
 QUICK_PRESET = "sample"
-QUICK_OVERRIDES = {"epochs": 1, "steps_per_epoch": 3, "val_limit": 4}
+QUICK_OVERRIDES = {"epochs": 2, "steps_per_epoch": 3, "val_limit": 4}
 
 
 # ---------------------------------------------------------------------------
@@ -139,8 +143,7 @@ def demo_pairs(out: str | os.PathLike | None = None) -> Path:
     """
     from RMBG.constants import SAMPLES_DIR
     from RMBG.demo import write_samples
-    from RMBG.imageio import read_image
-    from RMBG.predict import predict_mask
+    from RMBG.predict import remove_background
 
     folder = Path(out) if out is not None else SAMPLES_DIR / "pairs"
     (folder / "images").mkdir(parents=True, exist_ok=True)
@@ -152,8 +155,7 @@ def demo_pairs(out: str | os.PathLike | None = None) -> Path:
         if not image_out.exists():
             image_out.write_bytes(photo.read_bytes())
         if not mask_out.exists():
-            mask = predict_mask(read_image(photo))
-            Image.fromarray(np.round(np.clip(mask, 0, 1) * 255).astype(np.uint8), mode="L").save(mask_out)
+            remove_background(photo, mode="mask").save(mask_out)
     return folder
 
 
@@ -249,28 +251,31 @@ class DatasetWidgets:
         self.n = w.IntSlider(value=n, min=1, max=24, description="pairs shown", **wide)
         self.button = w.Button(description="Check", button_style="primary", icon="search")
         self.output = w.Output()
-        self.button.on_click(lambda _button: self.run())
+        self.button.on_click(self._clicked)
         self.box = w.VBox([self.data_dir, self.n, self.button, self.output])
         self.report = None
 
     def run(self):
-        """Check the folder in the field; show the report and the grid under the widgets."""
+        """Check the folder in the field: print the report, show a grid of its pairs; returns the report."""
         from IPython.display import display
 
         from Preprocess.check import check_dataset, format_table
 
+        folder = Path(self.data_dir.value.strip())
+        try:
+            self.report = check_dataset(folder)
+        except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+            print(f"cannot check {folder}: {exc}")
+            return None
+        print(format_table(self.report))
+        if self.report.pairs:
+            display(pair_grid(folder, n=self.n.value))
+        return self.report
+
+    def _clicked(self, _button) -> None:
         self.output.clear_output()
         with self.output:
-            folder = Path(self.data_dir.value.strip())
-            try:
-                self.report = check_dataset(folder)
-            except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
-                print(f"cannot check {folder}: {exc}")
-                return None
-            print(format_table(self.report))
-            if self.report.pairs:
-                display(pair_grid(folder, n=self.n.value))
-        return self.report
+            self.run()
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -390,7 +395,7 @@ class EvaluateWidgets:
         self.limit = w.IntSlider(value=limit or 0, min=0, max=1000, description="photos (0 = all)", **wide)
         self.button = w.Button(description="Evaluate", button_style="primary", icon="play")
         self.output = w.Output()
-        self.button.on_click(lambda _button: self.run())
+        self.button.on_click(self._clicked)
         self.box = w.VBox([self.data_dir, self.models, self.peers, self.out_dir, self.limit,
                            self.button, self.output])
         self.report = None
@@ -404,23 +409,27 @@ class EvaluateWidgets:
 
         from RMBG.evaluate import EvaluationError, evaluate
 
+        """Evaluate what the fields say: show the table, PR curves and gallery; returns the report."""
         out = Path(self.out_dir.value.strip())
+        try:
+            self.report = evaluate(
+                self.data_dir.value.strip(), models=self._paths(self.models.value),
+                peers=self._paths(self.peers.value), out_dir=out, limit=self.limit.value or None,
+                progress=False,
+            )
+        except (EvaluationError, FileNotFoundError, ValueError) as exc:
+            print(f"cannot evaluate: {exc}")
+            return None
+        display(metric_table(self.report).round(4))
+        display(picture(out / "pr_curve.png", width=5.5))
+        if (out / "gallery.png").is_file():
+            display(picture(out / "gallery.png"))
+        return self.report
+
+    def _clicked(self, _button) -> None:
         self.output.clear_output()
         with self.output:
-            try:
-                self.report = evaluate(
-                    self.data_dir.value.strip(), models=self._paths(self.models.value),
-                    peers=self._paths(self.peers.value), out_dir=out, limit=self.limit.value or None,
-                    progress=False,
-                )
-            except (EvaluationError, FileNotFoundError, ValueError) as exc:
-                print(f"cannot evaluate: {exc}")
-                return None
-            display(metric_table(self.report))
-            display(picture(out / "pr_curve.png", width=5.5))
-            if (out / "gallery.png").is_file():
-                display(picture(out / "gallery.png"))
-        return self.report
+            self.run()
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -436,6 +445,13 @@ def evaluate_widgets(data_dir="", models=(), peers=(), out_dir="", limit=None) -
 # ---------------------------------------------------------------------------
 # Training curves
 # ---------------------------------------------------------------------------
+#: Files of a run folder (``RMBG.train``) that the curves read.
+EPOCH_LOG = "log.csv"
+STEP_LOG = "val_steps.csv"
+#: Columns of the logs that are not curves.
+NOT_CURVES = {"epoch", "step", "time", "seconds", "best"}
+
+
 def read_log(csv_log: str | os.PathLike) -> "pd.DataFrame":
     """A training CSV log as a DataFrame (empty when the file is missing or has no rows yet)."""
     import pandas as pd
@@ -449,138 +465,222 @@ def read_log(csv_log: str | os.PathLike) -> "pd.DataFrame":
         return pd.DataFrame()
 
 
-def _curve_groups(columns: Sequence[str], x: str) -> dict[str, list[str]]:
-    """metric name -> its columns (``loss`` -> ``loss``, ``val_loss``), in log order."""
+def _curve_groups(log: "pd.DataFrame") -> dict[str, list[str]]:
+    """metric name -> its numeric columns (``loss`` -> ``loss``, ``val_loss``), in log order."""
+    import pandas as pd
+
     groups: dict[str, list[str]] = {}
-    for column in columns:
-        if column == x or column in {"epoch", "step", "time", "seconds"}:
+    for column in log.columns:
+        if column in NOT_CURVES or not pd.api.types.is_numeric_dtype(log[column]):
             continue
         base = column[4:] if column.startswith("val_") else column
         groups.setdefault(base, []).append(column)
     return groups
 
 
-def training_curves(csv_log: str | os.PathLike | "pd.DataFrame", title: str | None = None) -> Figure:
-    """Training curves from a CSV log: one panel per metric (train and ``val_`` together).
-
-    The x axis is ``step`` when the log has that column, else ``epoch``
-    (counted from 1). The learning rate, when logged, gets a log-scale panel.
-    An empty or missing log gives a figure that says so.
-    """
+def _log_files(source) -> tuple["pd.DataFrame", "pd.DataFrame", str]:
+    """(epoch log, validation-check log, name) of a run folder, a CSV file or a DataFrame."""
     import pandas as pd
 
-    log = csv_log if isinstance(csv_log, pd.DataFrame) else read_log(csv_log)
-    x = "step" if "step" in log.columns else "epoch"
-    numeric = [c for c in log.columns if pd.api.types.is_numeric_dtype(log[c])]
-    groups = _curve_groups(numeric, x)
-    if log.empty or not groups:
-        fig = Figure(figsize=(5, 2), layout="constrained")
+    if isinstance(source, pd.DataFrame):
+        return source, pd.DataFrame(), "log"
+    path = Path(source)
+    if path.is_dir():
+        return read_log(path / EPOCH_LOG), read_log(path / STEP_LOG), path.name
+    log = read_log(path)
+    if "step" in log.columns and "epoch" in log.columns and "val_mae" in log.columns and "loss" not in log.columns:
+        return pd.DataFrame(), log, path.name
+    return log, pd.DataFrame(), path.name
+
+
+def training_curves(source, title: str | None = None) -> Figure:
+    """Training curves of a run: one panel per metric, training and validation together.
+
+    ``source`` is a run folder of ``RMBG.train`` (its ``log.csv``, one row per
+    epoch, and ``val_steps.csv``, one row per validation check), one such CSV
+    file, or a DataFrame. Epochs are counted from 1; the learning rate gets a
+    log scale; the validation checks get their own panel (MAE against step,
+    the best ones marked). A run with no rows yet gives a figure that says so.
+    """
+    epochs, checks, name = _log_files(source)
+    groups = _curve_groups(epochs) if not epochs.empty else {}
+    panels = len(groups) + (0 if checks.empty or "val_mae" not in checks else 1)
+    if panels == 0:
+        fig = Figure(figsize=(5, 1.5), layout="constrained")
         ax = fig.add_subplot()
         ax.axis("off")
-        ax.text(0.5, 0.5, "no training log yet", ha="center", va="center")
+        ax.text(0.5, 0.5, f"{name}: no training log yet", ha="center", va="center")
         return fig
-    xs = log[x].to_numpy() + (1 if x == "epoch" else 0) if x in log.columns else np.arange(1, len(log) + 1)
-    cols = min(3, len(groups))
-    rows = math.ceil(len(groups) / cols)
-    fig = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat[len(groups):]:
+    cols = min(3, panels)
+    rows = math.ceil(panels / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.0 * rows + 0.3), layout="constrained")
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+    for ax in axes[panels:]:
         ax.axis("off")
-    for ax, (name, columns) in zip(axes.flat, groups.items()):
+    xs = epochs["epoch"].to_numpy() + 1 if "epoch" in epochs else np.arange(1, len(epochs) + 1)
+    for ax, (metric, columns) in zip(axes, groups.items()):
         for column in columns:
-            values = log[column].to_numpy(dtype=float)
             label = "validation" if column.startswith("val_") else "training"
-            ax.plot(xs, values, marker="o" if len(xs) < 30 else None, markersize=3, label=label)
-        if name in {"lr", "learning_rate"}:
+            ax.plot(xs, epochs[column].to_numpy(dtype=float), marker="o", markersize=3, label=label)
+        if metric in {"lr", "learning_rate"}:
             ax.set_yscale("log")
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel(x)
+        ax.set(title=metric, xlabel="epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         if len(columns) > 1:
             ax.legend(fontsize=8)
-    fig.suptitle(title or f"{Path(str(csv_log)).name if not isinstance(csv_log, pd.DataFrame) else 'log'}: "
-                 f"{len(log)} rows", fontsize=10)
+    if panels > len(groups):
+        ax = axes[len(groups)]
+        steps, mae = checks["step"].to_numpy(), checks["val_mae"].to_numpy(dtype=float)
+        ax.plot(steps, mae, marker="o", markersize=3, color="tab:orange", label="validation MAE")
+        if "best" in checks:
+            best = checks["best"].to_numpy() == 1
+            ax.plot(steps[best], mae[best], "*", markersize=9, color="tab:green", label="best so far (kept)")
+        ax.set(title="validation checks", xlabel="training step", ylabel="MAE")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title or f"{name}: {len(epochs)} epochs logged, {len(checks)} validation checks", fontsize=10)
     return fig
 
 
 class LiveCurves:
-    """Redraws :func:`training_curves` from a CSV log in one notebook output while a run trains.
+    """:func:`training_curves` of a run folder (or CSV log), redrawn in one notebook output as it grows.
 
-    Use it as a Keras callback (``callbacks=[LiveCurves(log)]``: it redraws
-    at the end of every epoch, after the CSV logger has written the row) or
-    call :meth:`update` from anywhere (a loop polling a background run).
-    Outside a notebook it only keeps the latest figure in ``self.figure``.
+    :meth:`update` redraws when the logs changed; :meth:`start` does it every
+    few seconds from a background thread until :meth:`stop` (the run itself
+    keeps the main thread, so interrupting the cell stops the run). Outside a
+    notebook it only keeps the latest figure in ``self.figure``.
     """
 
-    def __init__(self, csv_log: str | os.PathLike, title: str | None = None):
-        self.csv_log = Path(csv_log)
+    def __init__(self, source: str | os.PathLike, title: str | None = None):
+        import threading
+
+        self.source = Path(source)
         self.title = title
         self.figure: Figure | None = None
         self.updates = 0
         self._handle = None
-        self._last_size = -1
-        self.model = None
+        self._signature = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _files(self) -> list[Path]:
+        return [self.source / EPOCH_LOG, self.source / STEP_LOG] if self.source.is_dir() or not self.source.suffix \
+            else [self.source]
+
+    def signature(self) -> tuple:
+        """Sizes and times of the log files: changes whenever a row is written."""
+        return tuple((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None for p in self._files())
 
     def update(self, force: bool = False) -> bool:
-        """Redraw when the log changed since the last call; True when it redrew."""
-        size = self.csv_log.stat().st_size if self.csv_log.is_file() else 0
-        if size == self._last_size and not force:
-            return False
-        self._last_size = size
-        self.figure = training_curves(self.csv_log, self.title)
-        self.updates += 1
+        """Redraw when the logs changed since the last call (or ``force``); True when it redrew."""
+        with self._lock:
+            signature = self.signature()
+            if signature == self._signature and not force:
+                return False
+            self._signature = signature
+            self.figure = training_curves(self.source, self.title)
+            self.updates += 1
+            self._publish()
+            return True
+
+    def _publish(self) -> None:
         try:
             from IPython import get_ipython
             from IPython.display import display
         except ImportError:
-            return True
+            return
         if get_ipython() is None:
-            return True
+            return
         if self._handle is None:
             self._handle = display(self.figure, display_id=True)
         else:
             self._handle.update(self.figure)
-        return True
 
-    def poll(self, until: Callable[[], bool], every: float = 5.0, timeout: float | None = None) -> int:
-        """Call :meth:`update` every ``every`` seconds until ``until()`` is true; returns the redraws."""
-        import time
+    def start(self, every: float = 5.0) -> "LiveCurves":
+        """Show the curves now and redraw them every ``every`` seconds in a background thread."""
+        import threading
 
-        start, count = time.monotonic(), 0
-        while True:
-            done = until()
-            count += int(self.update())
-            if done or (timeout is not None and time.monotonic() - start > timeout):
-                return count
-            time.sleep(every)
+        self.update(force=True)
+        self._stop.clear()
 
-    # the parts of the Keras callback protocol this class answers (duck-typed, no Keras import)
-    def set_model(self, model) -> None:
-        self.model = model
+        def loop():
+            while not self._stop.wait(every):
+                self.update()
 
-    def set_params(self, params) -> None:
-        self.params = params
+        self._thread = threading.Thread(target=loop, name="LiveCurves", daemon=True)
+        self._thread.start()
+        return self
 
-    def on_epoch_end(self, epoch, logs=None) -> None:
+    def stop(self) -> None:
+        """Stop the background redraws and draw the final curves."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
         self.update()
 
-    def on_train_end(self, logs=None) -> None:
-        self.update()
 
-    def __getattr__(self, name: str):
-        if name.startswith("on_"):
-            return lambda *args, **kwargs: None
-        raise AttributeError(name)
+def live_training_curves(source: str | os.PathLike, title: str | None = None) -> LiveCurves:
+    """A :class:`LiveCurves` for a run folder or CSV log (call ``.start()``, then ``.stop()``)."""
+    return LiveCurves(source, title)
 
 
-def live_training_curves(csv_log: str | os.PathLike, title: str | None = None) -> LiveCurves:
-    """A :class:`LiveCurves` for ``csv_log``: pass it to training as a callback."""
-    return LiveCurves(csv_log, title)
+def fit_with_curves(config, every: float = 5.0):
+    """``RMBG.train.fit(config)`` with its training curves redrawn every ``every`` seconds.
+
+    Returns the ``FitResult``; the curves stay in the cell output.
+    """
+    from RMBG.train import fit
+
+    curves = LiveCurves(config.out).start(every)
+    try:
+        return fit(config)
+    finally:
+        curves.stop()
+
+
+def prediction_grid(model, dataset_dir: str | os.PathLike, n: int = 3, split: str | None = "val",
+                    seed: int = SEED) -> Figure:
+    """Photo | ground truth | predicted mask for ``n`` pairs of a dataset (``split`` when it has one)."""
+    from RMBG.data import limit_pairs, list_pairs
+    from RMBG.imageio import read_image, read_mask
+    from RMBG.metrics import score_image
+    from RMBG.runtime import load_segmenter
+
+    pairs, _skipped = list_pairs(dataset_dir)
+    chosen = [p for p in pairs if split is None or p.split == split] or pairs
+    chosen = limit_pairs(chosen, n, seed)
+    if not chosen:
+        raise ValueError(f"{dataset_dir}: no image/mask pairs")
+    segmenter = load_segmenter(model)
+    images = [read_image(p.image) for p in chosen]
+    masks = segmenter.predict(images)
+    fig = Figure(figsize=(8.4, 2.6 * len(chosen) + 0.4), layout="constrained")
+    axes = fig.subplots(len(chosen), 3, squeeze=False)
+    for row, (pair, image, mask) in enumerate(zip(chosen, images, masks)):
+        truth = read_mask(pair.mask)
+        error = score_image(mask, truth).mae
+        for ax, picture, label in zip(axes[row], (image, truth, mask),
+                                      (pair.name, "ground truth", f"predicted, MAE {error:.3f}")):
+            _show(ax, picture)
+            ax.set_title(label, fontsize=9)
+    fig.suptitle(f"{Path(str(getattr(segmenter, 'path', model) or model)).name} on {len(chosen)} "
+                 f"{split or ''} photos of {Path(dataset_dir).name}", fontsize=10)
+    return fig
 
 
 # ---------------------------------------------------------------------------
 # Before / after
 # ---------------------------------------------------------------------------
+#: Shared folder with the original project's demo inputs and its outputs for them.
+ORIGINAL_SET = "seed_test"
+#: Background colour the notebooks start the ``color`` mode with.
+DEFAULT_BG = "#2E8B57"
+
+
 def _as_array(picture) -> np.ndarray:
     if isinstance(picture, (str, os.PathLike)):
         from RMBG.imageio import open_image
@@ -593,16 +693,10 @@ def _as_array(picture) -> np.ndarray:
     return np.asarray(picture)
 
 
-def checkerboard(height: int, width: int, cell: int = CHECKER_CELL) -> np.ndarray:
-    """``HxWx3`` uint8 grey checkerboard, the usual picture of transparency."""
-    rows = (np.arange(height) // cell)[:, None]
-    cols = (np.arange(width) // cell)[None, :]
-    board = np.where((rows + cols) % 2 == 0, CHECKER_GREYS[0], CHECKER_GREYS[1]).astype(np.uint8)
-    return np.repeat(board[..., None], 3, axis=2)
-
-
 def _show(ax, picture: np.ndarray) -> None:
     """Draw a photo, a mask (grey) or a cut-out (RGBA over a checkerboard) on ``ax``."""
+    from RMBG.compose import checkerboard
+
     thumb = _thumbnail(picture)
     if thumb.ndim == 2:
         ax.imshow(thumb, cmap="gray", vmin=0, vmax=255)
@@ -612,6 +706,10 @@ def _show(ax, picture: np.ndarray) -> None:
     else:
         ax.imshow(thumb)
     ax.axis("off")
+
+
+def _name(picture, k: int) -> str:
+    return Path(str(picture)).name if isinstance(picture, (str, os.PathLike)) else f"image {k + 1}"
 
 
 def side_by_side(
@@ -631,9 +729,7 @@ def side_by_side(
         raise ValueError(f"{len(images)} images but {len(results)} results")
     if not images:
         raise ValueError("nothing to show: no images")
-    titles = list(titles) if titles is not None else [
-        Path(str(p)).name if isinstance(p, (str, os.PathLike)) else f"image {k + 1}" for k, p in enumerate(images)
-    ]
+    titles = list(titles) if titles is not None else [_name(p, k) for k, p in enumerate(images)]
     fig = Figure(figsize=(8, 3.6 * len(images)), layout="constrained")
     axes = fig.subplots(len(images), 2, squeeze=False)
     for row, (image, result, title) in enumerate(zip(images, results, titles)):
@@ -644,21 +740,186 @@ def side_by_side(
     return fig
 
 
+def example_photos(n: int | None = None, data_root: str | os.PathLike | None = None) -> list[Path]:
+    """Photos to cut out: the original project's demo inputs (when ``../shared`` is there) and
+    the demo photos that installed packages ship (``RMBG.demo``), at most ``n``."""
+    from RMBG.demo import write_samples
+    from RMBG.imageio import list_images
+
+    root = Path(data_root) if data_root is not None else shared_data_dir()
+    photos = list_images(root / ORIGINAL_SET / "images") if root is not None else []
+    photos += [Path(p) for p in write_samples()]
+    return photos[:n] if n is not None else photos
+
+
+def example_background():
+    """A photo to put behind cut-outs in the ``image`` mode (``RMBG.demo``'s), or None."""
+    from RMBG.demo import background_source
+
+    return background_source()
+
+
+def remove_all(photos: Sequence, model=None, **options) -> list[Image.Image]:
+    """``RMBG.predict.remove_background`` on every photo, same options (``mode``, ``refine``...)."""
+    from RMBG.predict import remove_background
+
+    return [remove_background(photo, model, **options) for photo in photos]
+
+
+def mode_grid(photo, model=None, modes: Sequence[str] | None = None, bg_color: str = DEFAULT_BG,
+              bg_image=None, refine: str = "none", cols: int = 3) -> Figure:
+    """One photo in every output mode of ``RMBG.compose`` (``image`` only with ``bg_image``)."""
+    from RMBG.compose import MODES
+    from RMBG.predict import to_rgb
+
+    modes = [m for m in (modes or MODES) if m != "image" or bg_image is not None]
+    image = to_rgb(photo)
+    mask = _alpha(image, model, refine)
+    pictures = [("input", image)] + [(m, _compose(image, mask, m, bg_color, bg_image)) for m in modes]
+    rows = math.ceil(len(pictures) / cols)
+    fig = Figure(figsize=(4.0 * cols, 3.4 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (label, picture) in zip(axes.flat, pictures):
+        _show(ax, _as_array(picture))
+        ax.set_title(label, fontsize=9)
+    fig.suptitle(f"{_name(photo, 0)} in every output mode", fontsize=10)
+    return fig
+
+
+def _alpha(image: np.ndarray, model=None, refine: str = "none", runtime: str | None = None) -> np.ndarray:
+    """The full-size alpha of ``image`` as ``remove_background`` makes it."""
+    from RMBG.predict import DEFAULT_RUNTIME, finish_mask
+    from RMBG.runtime import load_segmenter
+
+    segmenter = load_segmenter(model, runtime=runtime or DEFAULT_RUNTIME)
+    return finish_mask(image, segmenter.predict_small([image])[0], refine)
+
+
+def _compose(image, mask, mode, bg_color=DEFAULT_BG, bg_image=None):
+    from RMBG.compose import compose
+
+    return compose(image, mask, mode, bg_color=bg_color, bg_image=bg_image)
+
+
+def refine_grid(photo, model=None, methods: Sequence[str] = ("none", "guided"), crop: float = 0.5) -> Figure:
+    """The mask of ``photo`` with each refinement method, whole and zoomed on its busiest edge."""
+    from RMBG.predict import to_rgb
+
+    image = to_rgb(photo)
+    masks = [(method, _alpha(image, model, method)) for method in methods]
+    box = _edge_box(masks[0][1], crop)
+    fig = Figure(figsize=(3.4 * (len(masks) + 1), 6.4), layout="constrained")
+    axes = fig.subplots(2, len(masks) + 1, squeeze=False)
+    top, bottom, left, right = box
+    _show(axes[0][0], image)
+    axes[0][0].set_title(_name(photo, 0), fontsize=9)
+    axes[0][0].add_patch(_rectangle(box, min(1.0, THUMB_SIDE / max(image.shape[:2]))))
+    _show(axes[1][0], image[top:bottom, left:right])
+    axes[1][0].set_title("zoom", fontsize=9)
+    for k, (method, mask) in enumerate(masks, start=1):
+        _show(axes[0][k], mask)
+        axes[0][k].set_title(f"refine={method}", fontsize=9)
+        _show(axes[1][k], _compose(image[top:bottom, left:right], mask[top:bottom, left:right], "rgba"))
+        axes[1][k].set_title(f"cut-out, refine={method}", fontsize=9)
+    return fig
+
+
+def _edge_box(mask: np.ndarray, crop: float) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of a ``crop``-sized window centred on the mask's most unsure region."""
+    height, width = mask.shape
+    h, w = max(8, int(height * crop)), max(8, int(width * crop))
+    unsure = ((mask > 0.05) & (mask < 0.95)).astype(np.float32)
+    if unsure.sum() == 0:
+        cy, cx = height // 2, width // 2
+    else:
+        ys, xs = np.nonzero(unsure)
+        cy, cx = int(np.median(ys)), int(np.median(xs))
+    top = min(max(0, cy - h // 2), height - h)
+    left = min(max(0, cx - w // 2), width - w)
+    return top, top + h, left, left + w
+
+
+def _rectangle(box, scale: float = 1.0):
+    """A red frame around ``box`` (full-size pixels) on a picture drawn at ``scale`` (a thumbnail)."""
+    from matplotlib.patches import Rectangle
+
+    top, bottom, left, right = (v * scale for v in box)
+    return Rectangle((left, top), right - left, bottom - top, fill=False, edgecolor="red", linewidth=1.5)
+
+
+def original_comparison(model=None, data_root: str | os.PathLike | None = None, n: int | None = None) -> Figure:
+    """The original project's ``predict.py`` pictures beside ours (``side-by-side`` mode) for its demo inputs.
+
+    Needs ``../shared/data/seed_test``; without it the figure says so.
+    """
+    from RMBG.imageio import list_images
+
+    root = Path(data_root) if data_root is not None else shared_data_dir()
+    folder = root / ORIGINAL_SET if root is not None else None
+    inputs = list_images(folder / "images")[:n] if folder is not None and (folder / "images").is_dir() else []
+    if not inputs:
+        fig = Figure(figsize=(6, 1.2), layout="constrained")
+        ax = fig.add_subplot()
+        ax.axis("off")
+        ax.text(0.5, 0.5, "the original project's demo outputs are in ../shared/data/seed_test (absent here)",
+                ha="center", va="center", fontsize=9)
+        return fig
+    originals = [folder / "seed_outputs" / f"mask{p.stem}.jpg" for p in inputs]
+    ours = remove_all(inputs, model, mode="side-by-side")
+    fig = Figure(figsize=(11, 2.9 * len(inputs) + 0.3), layout="constrained")
+    axes = fig.subplots(len(inputs), 2, squeeze=False)
+    for row, (photo, original, mine) in enumerate(zip(inputs, originals, ours)):
+        if original.is_file():
+            _show(axes[row][0], _as_array(original))
+        axes[row][0].set_title(f"{photo.name}: the original predict.py", fontsize=9)
+        _show(axes[row][1], _as_array(mine))
+        axes[row][1].set_title("RMBG remove --mode side-by-side", fontsize=9)
+    return fig
+
+
 # ---------------------------------------------------------------------------
 # Widgets
 # ---------------------------------------------------------------------------
 #: Preset fields that have a widget in :class:`PresetWidgets`, in display order.
 SLIDER_FIELDS = ("image_size", "batch", "lr", "epochs", "split")
+#: What to do when the run folder already holds a run: (label, TrainConfig flag).
+EXISTING_RUN = (("start again (overwrite it)", "overwrite"), ("resume it", "resume"), ("stop with an error", "none"))
+
+
+def _wide(width: str = "460px") -> dict:
+    import ipywidgets as w
+
+    return {"style": {"description_width": "110px"}, "layout": w.Layout(width=width)}
+
+
+#: Preset fields shown by :func:`preset_table`.
+PRESET_COLUMNS = ("image_size", "crop_size", "batch", "lr", "epochs", "split", "steps_per_epoch", "loss",
+                  "optimizer", "freeze_bn", "freeze")
+
+
+def preset_table(arch: str = "u2netp", columns: Sequence[str] = PRESET_COLUMNS) -> "pd.DataFrame":
+    """The presets table of ``RMBG.presets`` for ``arch`` (its overrides applied), one row per preset."""
+    import pandas as pd
+
+    from RMBG.presets import get_preset, preset_names
+
+    rows = {name: {c: getattr(get_preset(name, arch), c) for c in columns} for name in preset_names()}
+    return pd.DataFrame.from_dict(rows, orient="index")[list(columns)]
 
 
 class PresetWidgets:
-    """Preset selector whose choice fills editable sliders, plus data/output folders and a run button.
+    """Preset selector whose choice fills editable sliders, plus folders and a Train button.
 
-    Choosing a preset (or an architecture) copies its values into the sliders;
-    moving a slider afterwards overrides that value only. :meth:`values` reads
-    every widget, :meth:`preset` gives the ``RMBG.presets.Preset`` they
-    describe and :meth:`config` the training configuration. ``on_run(self)``
-    is called when the button is clicked, its output shown under the widgets.
+    Choosing a preset (or an architecture) copies its values into the sliders
+    (image size, batch, learning rate on a log scale, epochs, validation
+    split); moving a slider afterwards overrides that value only. The
+    ``finetune`` preset also fills the start-weights field with the imported
+    u2netp model. :meth:`values` reads every widget, :meth:`preset` gives the
+    ``RMBG.presets.Preset`` they describe, :meth:`config` the
+    ``RMBG.train.TrainConfig`` and :meth:`run` trains it with live curves
+    (the button runs it into the output under the widgets).
 
     In quick mode (``RMBG.constants.quick_mode()``, set in CI) the widgets
     start on :data:`QUICK_PRESET` with :data:`QUICK_OVERRIDES`, a run of a
@@ -672,9 +933,7 @@ class PresetWidgets:
         arch: str = "u2netp",
         data_dir: str | os.PathLike = "",
         out_dir: str | os.PathLike = "",
-        init: str | os.PathLike | None = None,
         quick: bool | None = None,
-        on_run: Callable[["PresetWidgets"], Any] | None = None,
     ):
         import ipywidgets as w
 
@@ -683,35 +942,34 @@ class PresetWidgets:
 
         self.presets = dict(presets) if presets is not None else dict(PRESETS)
         self.quick = quick_mode() if quick is None else bool(quick)
-        self.on_run = on_run
         start = preset or (QUICK_PRESET if self.quick else next(iter(self.presets)))
         if start not in self.presets:
             raise ValueError(f"unknown preset {start!r}: choose one of {', '.join(self.presets)}")
-        wide = {"style": {"description_width": "110px"}, "layout": w.Layout(width="460px")}
-        self.preset_box = w.Dropdown(options=list(self.presets), value=start, description="preset", **wide)
-        self.arch = w.Dropdown(options=list(ARCHES), value=arch, description="architecture", **wide)
+        self.preset_box = w.Dropdown(options=list(self.presets), value=start, description="preset", **_wide())
+        self.arch = w.Dropdown(options=list(ARCHES), value=arch, description="architecture", **_wide())
         self.description = w.HTML()
         lo, hi, step = SLIDERS["image_size"]
-        self.image_size = w.IntSlider(min=lo, max=hi, step=step, description="image size", **wide)
+        self.image_size = w.IntSlider(min=lo, max=hi, step=step, description="image size", **_wide())
         lo, hi, step = SLIDERS["batch"]
-        self.batch = w.IntSlider(min=lo, max=hi, step=step, description="batch", **wide)
+        self.batch = w.IntSlider(min=lo, max=hi, step=step, description="batch", **_wide())
         lo, hi, _ = SLIDERS["lr"]
-        self.lr = w.FloatLogSlider(
-            base=10, min=math.log10(lo), max=math.log10(hi), step=0.1, readout_format=".1e",
-            description="learning rate", **wide,
-        )
+        self.lr = w.FloatLogSlider(base=10, min=math.log10(lo), max=math.log10(hi), step=0.1,
+                                   readout_format=".1e", description="learning rate", **_wide())
         lo, hi, step = SLIDERS["epochs"]
-        self.epochs = w.IntSlider(min=lo, max=hi, step=step, description="epochs", **wide)
+        self.epochs = w.IntSlider(min=lo, max=hi, step=step, description="epochs", **_wide())
         lo, hi, step = SLIDERS["split"]
         self.split = w.FloatSlider(min=lo, max=hi, step=step, readout_format=".2f",
-                                   description="validation split", **wide)
-        self.data_dir = w.Text(value=str(data_dir), description="data folder", **wide)
-        self.out_dir = w.Text(value=str(out_dir), description="run folder", **wide)
-        self.init = w.Text(value="" if init is None else str(init), description="start weights", **wide)
+                                   description="validation split", **_wide())
+        self.data_dir = w.Text(value=str(data_dir), description="data folder", **_wide())
+        self.out_dir = w.Text(value=str(out_dir), description="run folder", **_wide())
+        self.init = w.Text(description="start weights", placeholder="none: random weights", **_wide())
+        self.existing = w.Dropdown(options=list(EXISTING_RUN), value="overwrite",
+                                   description="existing run", **_wide())
         self.note = w.HTML()
         self.run_button = w.Button(description="Train", button_style="primary", icon="play")
         self.output = w.Output()
         self.extra: dict[str, Any] = {}
+        self.result = None
         self.preset_box.observe(self._fill, names="value")
         self.arch.observe(self._fill, names="value")
         self.run_button.on_click(self._clicked)
@@ -722,51 +980,11 @@ class PresetWidgets:
             self._describe()
         self.box = w.VBox([
             self.preset_box, self.arch, self.description, self.image_size, self.batch, self.lr,
-            self.epochs, self.split, self.data_dir, self.out_dir, self.init, self.note,
+            self.epochs, self.split, self.data_dir, self.out_dir, self.init, self.existing, self.note,
             self.run_button, self.output,
         ])
 
     # filling and reading ------------------------------------------------
-    def _fill(self, change=None) -> None:
-        """Copy the chosen preset's values (for the chosen architecture) into the sliders."""
-        preset = self._base()
-        for field in SLIDER_FIELDS:
-            widget = getattr(self, field)
-            value = getattr(preset, field)
-            widget.value = min(max(value, widget.min), widget.max) if field != "lr" else value
-        self.extra = {}
-        self._describe()
-
-    def _describe(self) -> None:
-        base = self.presets[self.preset_box.value]
-        self.description.value = f"<i>{getattr(base, 'description', '')}</i>"
-        if self.extra:
-            listed = ", ".join(f"{k}={v}" for k, v in self.extra.items())
-            self.note.value = f"<b>quick mode</b> (CI): {self.epochs.value} epoch, also {listed}"
-        else:
-            self.note.value = ""
-
-    def values(self) -> dict[str, Any]:
-        """Every widget's current value: preset, arch, the slider fields, data, out, init."""
-        values = {"preset": self.preset_box.value, "arch": self.arch.value}
-        values.update({field: getattr(self, field).value for field in SLIDER_FIELDS})
-        values["image_size"] = int(values["image_size"])
-        values["batch"] = int(values["batch"])
-        values["epochs"] = int(values["epochs"])
-        values["lr"] = float(f"{values['lr']:.6g}")
-        values["split"] = round(float(values["split"]), 4)
-        values["data"] = self.data_dir.value.strip()
-        values["out"] = self.out_dir.value.strip()
-        values["init"] = self.init.value.strip() or None
-        return values
-
-    def overrides(self) -> dict[str, Any]:
-        """Preset fields that the widgets set: the slider fields plus quick-mode extras."""
-        values = self.values()
-        changes = {field: values[field] for field in SLIDER_FIELDS}
-        changes.update(self.extra)
-        return changes
-
     def _base(self):
         """The chosen preset for the chosen architecture, before the widgets' changes."""
         from RMBG.presets import PRESETS, get_preset
@@ -776,6 +994,60 @@ class PresetWidgets:
             return get_preset(name, self.arch.value)
         return self.presets[name]
 
+    def _fill(self, change=None) -> None:
+        """Copy the chosen preset's values (for the chosen architecture) into the sliders."""
+        from RMBG.constants import IMPORTED_U2NETP_PATH
+
+        preset = self._base()
+        for field in SLIDER_FIELDS:
+            widget = getattr(self, field)
+            value = getattr(preset, field)
+            widget.value = value if field == "lr" else min(max(value, widget.min), widget.max)
+        wants_weights = bool(preset.freeze) or preset.freeze_bn
+        self.init.value = str(IMPORTED_U2NETP_PATH) if wants_weights and self.arch.value == "u2netp" else ""
+        self.extra = {}
+        self._describe()
+
+    def _describe(self) -> None:
+        self.description.value = f"<i>{getattr(self._base(), 'description', '')}</i>"
+        if self.extra:
+            listed = ", ".join(f"{k}={v}" for k, v in self.extra.items())
+            self.note.value = f"<b>quick mode</b> (CI): a small run, also {listed}"
+        else:
+            self.note.value = ""
+
+    def values(self) -> dict[str, Any]:
+        """Every widget's current value: preset, arch, the slider fields, data, out, init, existing."""
+        values: dict[str, Any] = {"preset": self.preset_box.value, "arch": self.arch.value}
+        values["image_size"] = int(self.image_size.value)
+        values["batch"] = int(self.batch.value)
+        values["lr"] = float(f"{self.lr.value:.6g}")
+        values["epochs"] = int(self.epochs.value)
+        values["split"] = round(float(self.split.value), 4)
+        values["data"] = self.data_dir.value.strip()
+        values["out"] = self.out_dir.value.strip()
+        values["init"] = self.init.value.strip() or None
+        values["existing"] = self.existing.value
+        return values
+
+    def overrides(self) -> dict[str, Any]:
+        """Preset fields that the widgets set: the slider fields plus quick-mode extras."""
+        from RMBG.presets import MIN_SIZE
+
+        values = self.values()
+        changes = {field: values[field] for field in SLIDER_FIELDS}
+        base = self._base()
+        if base.crop_size and values["image_size"] != base.image_size:
+            # keep the recipe's crop-to-image ratio (and its fixed crop scale) at the new size
+            ratio = base.crop_size / base.image_size
+            crop = max(MIN_SIZE, int(round(values["image_size"] * ratio / MIN_SIZE)) * MIN_SIZE)
+            changes["crop_size"] = min(crop, values["image_size"])
+            if base.crop_scale[0] == base.crop_scale[1]:
+                area = round((changes["crop_size"] / values["image_size"]) ** 2, 4)
+                changes["crop_scale"] = (area, area)
+        changes.update(self.extra)
+        return changes
+
     def preset(self):
         """The ``RMBG.presets.Preset`` the widgets describe (validated)."""
         from dataclasses import replace
@@ -783,21 +1055,30 @@ class PresetWidgets:
         return replace(self._base(), **self.overrides())
 
     def config(self, **changes):
-        """The ``RMBG.train.TrainConfig`` for these values (``changes`` override any field)."""
+        """The ``RMBG.train.TrainConfig`` for these values (``changes`` override its fields)."""
         from RMBG.train import TrainConfig
 
         values = self.values()
-        return TrainConfig.from_preset(
-            self.preset(), arch=values["arch"], data=values["data"], out=values["out"],
-            init=values["init"], **changes,
-        )
+        if not values["data"] or not values["out"]:
+            raise ValueError("fill in the data folder and the run folder")
+        options = {"overwrite": values["existing"] == "overwrite", "resume": values["existing"] == "resume"}
+        options.update(changes)
+        return TrainConfig(data=values["data"], out=values["out"], arch=values["arch"], preset=self.preset(),
+                           init=values["init"], **options)
 
     # running ------------------------------------------------------------
+    def run(self, every: float = 5.0):
+        """Train the configuration the widgets show, with live curves; returns the ``FitResult``."""
+        self.result = fit_with_curves(self.config(), every)
+        return self.result
+
     def _clicked(self, _button) -> None:
         self.output.clear_output()
         with self.output:
-            if self.on_run is not None:
-                self.on_run(self)
+            try:
+                self.run()
+            except Exception as exc:  # shown under the button: the notebook stays usable
+                print(f"training stopped: {type(exc).__name__}: {exc}")
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -808,6 +1089,90 @@ class PresetWidgets:
 def preset_widgets(presets: Mapping | None = None, **kwargs) -> PresetWidgets:
     """The training widgets (see :class:`PresetWidgets`)."""
     return PresetWidgets(presets, **kwargs)
+
+
+class RemoveWidgets:
+    """Image chooser, output mode, background colour and refinement; the side-by-side redraws on change.
+
+    The model runs once per photo (its mask at model size is kept); changing
+    the mode or colour only recomposes, changing the refinement re-finishes
+    the mask (``matting`` compiles with numba on first use: about a minute).
+    :meth:`result` gives the current output picture, :meth:`figure` the
+    side-by-side figure, :meth:`redraw` puts it under the widgets.
+    """
+
+    def __init__(self, photos: Sequence, model=None, mode: str = "rgba", bg_color: str = DEFAULT_BG,
+                 refine: str = "none", bg_image=None, draw: bool = True):
+        import ipywidgets as w
+
+        from RMBG.compose import MODES
+        from RMBG.refine import REFINE_METHODS
+
+        self.photos = [Path(p) for p in photos]
+        if not self.photos:
+            raise ValueError("no photos to choose from")
+        self.model, self.bg_image = model, bg_image
+        modes = [m for m in MODES if m != "image" or bg_image is not None]
+        self.image = w.Dropdown(options=[(p.name, str(p)) for p in self.photos], value=str(self.photos[0]),
+                                description="photo", **_wide())
+        self.mode = w.ToggleButtons(options=modes, value=mode, description="mode", **_wide("720px"))
+        self.bg_color = w.ColorPicker(value=bg_color, description="background", **_wide())
+        self.refine = w.ToggleButtons(options=list(REFINE_METHODS), value=refine, description="refine",
+                                      **_wide())
+        self.output = w.Output()
+        self._small: dict[str, np.ndarray] = {}
+        self._rgb: dict[str, np.ndarray] = {}
+        self.redraws = 0
+        for widget in (self.image, self.mode, self.bg_color, self.refine):
+            widget.observe(lambda _change: self.redraw(), names="value")
+        self.box = w.VBox([self.image, self.mode, self.bg_color, self.refine, self.output])
+        if draw:
+            self.redraw()
+
+    def _mask(self) -> tuple[np.ndarray, np.ndarray]:
+        from RMBG.predict import DEFAULT_RUNTIME, finish_mask, to_rgb
+        from RMBG.runtime import load_segmenter
+
+        key = self.image.value
+        if key not in self._small:
+            self._rgb[key] = to_rgb(key)
+            segmenter = load_segmenter(self.model, runtime=DEFAULT_RUNTIME)
+            self._small[key] = segmenter.predict_small([self._rgb[key]])[0]
+        image = self._rgb[key]
+        return image, finish_mask(image, self._small[key], self.refine.value)
+
+    def result(self) -> Image.Image:
+        """The output picture for the current choices (what ``remove_background`` returns)."""
+        image, mask = self._mask()
+        return _compose(image, mask, self.mode.value, self.bg_color.value, self.bg_image)
+
+    def figure(self) -> Figure:
+        picture = self.result()
+        label = f"mode={self.mode.value}, refine={self.refine.value}"
+        if self.mode.value == "color":
+            label += f", {self.bg_color.value}"
+        return side_by_side([self.image.value], [picture], labels=("before", label))
+
+    def redraw(self) -> Figure:
+        """Recompute for the current choices and show it under the widgets."""
+        from IPython.display import display
+
+        fig = self.figure()
+        self.redraws += 1
+        self.output.clear_output(wait=True)
+        with self.output:
+            display(fig)
+        return fig
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.box)
+
+
+def remove_widgets(photos: Sequence, model=None, **kwargs) -> RemoveWidgets:
+    """The background-removal widgets (see :class:`RemoveWidgets`)."""
+    return RemoveWidgets(photos, model, **kwargs)
 
 
 enable_inline_figures()
