@@ -19,6 +19,7 @@ from tqdm import tqdm
 from RMBG.compose import MODES, PNG_MODES, compose
 from RMBG.constants import OUTPUT_DIR, SAMPLES_DIR
 from RMBG.imageio import ImageReadError, read_image, save_image
+from RMBG.runtime import KERAS_RUNTIMES
 
 #: Photos with a clear subject that scikit-image's wheel ships in ``skimage/data``.
 SKIMAGE_SAMPLES = ("astronaut.png", "coffee.png", "chelsea.png", "motorcycle_left.png")
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model file (default: the shipped model)")
     parser.add_argument("--out", type=Path, default=DEMO_OUT, help=f"output folder (default {DEMO_OUT})")
     parser.add_argument("--samples", type=Path, default=SAMPLES_DIR, help=f"where the photos go (default {SAMPLES_DIR})")
-    parser.add_argument("--runtime", choices=("keras", "tflite"), default="tflite", help="how .keras models run")
+    parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default="tflite", help="how .keras models run")
     args = parser.parse_args(argv)
     print("removing backgrounds (the first run converts the model to a faster TFLite copy, about 20 s)")
     try:
