@@ -295,3 +295,23 @@ def test_expand_inputs_reports_what_matched_nothing(tmp_path):
     reasons = [why for _, why in missing]
     assert reasons == ["file not found", "folder holds no images (.jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp)",
                        "pattern matched no images"]
+
+
+# ---------------------------------------------------------------------------
+# The demo
+# ---------------------------------------------------------------------------
+def test_demo_writes_every_mode_for_the_packaged_photos(tmp_path, peer_onnx):
+    from RMBG.demo import run_demo, sample_sources
+
+    sources = sample_sources()
+    assert {"astronaut.png", "coffee.png", "chelsea.png", "grace_hopper.jpg"} <= set(sources)
+    written = run_demo(model=peer_onnx, out=tmp_path / "demo", samples=tmp_path / "samples")
+    assert sorted(written) == sorted(C.MODES)
+    for mode, paths in written.items():
+        assert len(paths) == len(sources) and all(p.is_file() for p in paths)
+    sample = tmp_path / "samples" / "astronaut.png"
+    with Image.open(sample) as photo, Image.open(tmp_path / "demo" / "side-by-side" / "astronaut.png") as pair:
+        assert pair.size == (2 * photo.width + C.SEPARATOR_WIDTH, photo.height)
+    with Image.open(tmp_path / "demo" / "rgba" / "grace_hopper.png") as cutout:
+        alpha = np.asarray(cutout)[..., 3]
+    assert alpha.min() == 0 and alpha.max() == 255  # a subject was found, and a background
