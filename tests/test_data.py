@@ -237,6 +237,23 @@ def test_training_batches_repeat_exactly_with_the_seed(mixed_set):
     assert np.abs(a[0] - c[0]).max() > 0.1
 
 
+def test_input_pipelines_share_out_the_files(mixed_set):
+    """Under a distribution strategy each input pipeline reads its own files, per-replica batches."""
+    import tensorflow as tf
+
+    report = data.scan(mixed_set, split=0.0, progress=False)
+    settings = data.Augment(SIZE, (1.0, 1.0), (1.0, 1.0), False, 0.0, 0.0)
+    seen = []
+    for index in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=index, num_replicas_in_sync=2)
+        ds = data.train_dataset(report.pairs, PLAIN_255, SIZE, 8, settings, input_context=context)
+        batches = [x for x, _ in ds.take(2).as_numpy_iterator()]
+        assert all(b.shape[0] == 4 for b in batches)  # global batch 8 over 2 replicas
+        seen.append({round(float(img.sum()), 1) for b in batches for img in b})
+    assert len(seen[0]) == len(seen[1]) == 8  # one pass over each half of the 16 files
+    assert not seen[0] & seen[1]
+
+
 # ---------------------------------------------------------------------------
 # Normalisation: identical to ModelInfo.normalize
 # ---------------------------------------------------------------------------

@@ -288,8 +288,8 @@ def test_killed_run_resumes_at_epoch_two_without_duplicate_log_rows(tmp_path, sh
     out = tmp_path / "run"
     command = [
         sys.executable, "-m", "RMBG", "train", *TINY, "--data", str(root), "--out", str(out),
-        "--epochs", "2", "--steps-per-epoch", "20", "--split", "0.25", "--val-limit", "2",
-        "--strategy", "mirrored",
+        "--epochs", "2", "--steps-per-epoch", "12", "--split", "0.25", "--val-limit", "2",
+        "--strategy", "mirrored", "--freeze", "encoder",
     ]
     meta = out / "backup" / "training_metadata.json"
     first = subprocess.Popen(
@@ -319,7 +319,7 @@ def test_killed_run_resumes_at_epoch_two_without_duplicate_log_rows(tmp_path, sh
     assert "Epoch 2/2" in second.stdout and "Epoch 1/2" not in second.stdout
     assert log_epochs(out / "log.csv") == [0, 1]  # no duplicate epoch
     with open(out / "val_steps.csv", newline="") as handle:
-        assert [int(row["step"]) for row in csv.DictReader(handle)] == [0, 20, 40]
+        assert [int(row["step"]) for row in csv.DictReader(handle)] == [0, 12, 24]
     assert not (out / "backup").exists()  # finished: the backup is gone
     summary = json.loads((out / "summary.json").read_text())
     assert summary["pairs"]["train"] + summary["pairs"]["val"] == 8  # ...and skipped
@@ -348,7 +348,8 @@ def test_two_workers_end_with_identical_weights(tmp_path, shared_data):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     command = [
         sys.executable, "-m", "RMBG", "train", *TINY, "--data", str(root), "--out", str(out),
-        "--epochs", "1", "--steps-per-epoch", "4", "--batch", "4", "--split", "0.2", "--strategy", "multiworker",
+        "--epochs", "1", "--steps-per-epoch", "3", "--batch", "4", "--split", "0.2", "--val-limit", "1",
+        "--strategy", "multiworker",
     ]
     workers = [
         subprocess.Popen(
@@ -381,5 +382,5 @@ def test_two_workers_end_with_identical_weights(tmp_path, shared_data):
     for folder in (out, out / "workers" / "worker1"):
         with open(folder / "val_steps.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
-        assert [int(r["step"]) for r in rows] == [0, 4]
+        assert [int(r["step"]) for r in rows] == [0, 3]
         assert rows[0]["val_mae"] != rows[1]["val_mae"]
