@@ -803,8 +803,8 @@ def _compose(image, mask, mode, bg_color=DEFAULT_BG, bg_image=None):
     return compose(image, mask, mode, bg_color=bg_color, bg_image=bg_image)
 
 
-def refine_grid(photo, model=None, methods: Sequence[str] = ("none", "guided"), crop: float = 0.5) -> Figure:
-    """The mask of ``photo`` with each refinement method, whole and zoomed on its busiest edge."""
+def refine_grid(photo, model=None, methods: Sequence[str] = ("none", "guided"), crop: float = 0.35) -> Figure:
+    """The mask of ``photo`` with each refinement method, whole and zoomed where the mask is least sure."""
     from RMBG.predict import to_rgb
 
     image = to_rgb(photo)
@@ -827,17 +827,19 @@ def refine_grid(photo, model=None, methods: Sequence[str] = ("none", "guided"), 
 
 
 def _edge_box(mask: np.ndarray, crop: float) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of a ``crop``-sized window centred on the mask's most unsure region."""
+    """(top, bottom, left, right) of a ``crop``-sized window holding the most unsure mask pixels."""
+    import cv2
+
     height, width = mask.shape
     h, w = max(8, int(height * crop)), max(8, int(width * crop))
     unsure = ((mask > 0.05) & (mask < 0.95)).astype(np.float32)
     if unsure.sum() == 0:
         cy, cx = height // 2, width // 2
     else:
-        ys, xs = np.nonzero(unsure)
-        cy, cx = int(np.median(ys)), int(np.median(xs))
-    top = min(max(0, cy - h // 2), height - h)
-    left = min(max(0, cx - w // 2), width - w)
+        density = cv2.boxFilter(unsure, -1, (w, h), normalize=True, borderType=cv2.BORDER_CONSTANT)
+        cy, cx = np.unravel_index(int(np.argmax(density)), density.shape)
+    top = int(min(max(0, cy - h // 2), height - h))
+    left = int(min(max(0, cx - w // 2), width - w))
     return top, top + h, left, left + w
 
 

@@ -358,3 +358,37 @@ def test_evaluate_widgets_run_the_evaluation(shared_data, peer_onnx, tmp_path):
     assert (tmp_path / "report" / "pr_curve.png").is_file()
     box.data_dir.value = str(tmp_path / "nowhere")
     assert box.run() is None
+
+
+def test_mode_and_refine_grids(default_model, tmp_path):
+    photo = tmp_path / "photo.png"
+    image = np.zeros((96, 128, 3), np.uint8)
+    image[24:72, 40:88] = (250, 200, 40)
+    Image.fromarray(image).save(photo)
+    modes = viz.mode_grid(photo, default_model, modes=("rgba", "mask", "color", "image"))
+    titles = [ax.get_title() for ax in visible_axes(modes)]
+    assert titles == ["input", "rgba", "mask", "color"]  # no background photo: no `image` panel
+    refine = viz.refine_grid(photo, default_model, methods=("none", "guided"))
+    assert [ax.get_title() for ax in refine.axes[:3]] == ["photo.png", "refine=none", "refine=guided"]
+    assert len(refine.axes[0].patches) == 1  # the zoom frame
+
+
+def test_edge_box_finds_the_unsure_band():
+    mask = np.zeros((100, 200), np.float32)
+    mask[60:90, 150:190] = 0.5  # the only unsure pixels
+    top, bottom, left, right = viz._edge_box(mask, 0.3)
+    assert (bottom - top, right - left) == (30, 60)
+    assert top <= 60 and bottom >= 90 - 1 and left <= 150 and right >= 190 - 1
+
+
+def test_original_comparison_says_when_the_originals_are_absent(tmp_path):
+    fig = viz.original_comparison(data_root=tmp_path)
+    assert "absent" in fig.axes[0].texts[0].get_text()
+
+
+def test_example_photos_start_with_the_original_inputs(tmp_path):
+    (tmp_path / "seed_test" / "images").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "seed_test" / "images" / "1.png")
+    photos = viz.example_photos(data_root=tmp_path)
+    assert photos[0] == tmp_path / "seed_test" / "images" / "1.png"
+    assert len(viz.example_photos(n=1, data_root=tmp_path)) == 1
