@@ -271,6 +271,17 @@ def load_init_weights(model, path) -> None:
     model.set_weights(load_model(path).get_weights())
 
 
+def default_init(arch: str) -> Path:
+    """The model a ``finetune`` run starts from when ``init`` is not given."""
+    from RMBG.constants import IMPORTED_U2NETP_PATH
+
+    if arch == "u2netp" and IMPORTED_U2NETP_PATH.is_file():
+        return IMPORTED_U2NETP_PATH
+    raise ValueError(
+        f"the finetune preset starts from pretrained weights: pass --init PATH (a saved {arch} .keras model)"
+    )
+
+
 def run_info(config: TrainConfig, init_info=None):
     """The :class:`ModelInfo` the trained model is saved with."""
     from RMBG.model import default_info
@@ -551,6 +562,9 @@ def fit(config: TrainConfig) -> FitResult:
     val_pairs = data_mod.limit_pairs(report.val, preset.val_limit, config.seed)
 
     # -- model -------------------------------------------------------------
+    if preset.name == "finetune" and not config.init:
+        config = replace(config, init=str(default_init(config.arch)))
+        print(f"finetune: starting from {config.init}", flush=True)
     init_info = read_model_info(config.init) if config.init else None
     if init_info is not None and init_info.arch != config.arch:
         raise ValueError(f"{config.init} holds a {init_info.arch} model, not {config.arch}")
@@ -661,7 +675,7 @@ def fit(config: TrainConfig) -> FitResult:
         print(f"resuming at epoch {first_epoch + 1} of {preset.epochs}", flush=True)
     verbose = config.verbose
     if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() else 2
+        verbose = 1 if sys.stdout.isatty() or "ipykernel" in sys.modules else 2
 
     # -- train -------------------------------------------------------------
     history = view.fit(
