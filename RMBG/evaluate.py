@@ -62,7 +62,9 @@ from RMBG.metrics import METRIC_KEYS, ImageScores, format_table, pr_curve, score
 from RMBG.runtime import Segmenter, file_digest, load_segmenter
 
 #: Column names that may hold the file name in a prepared dataset's ``index.csv``.
-INDEX_NAME_COLUMNS = ("image", "image_path", "path", "file", "filename", "name", "stem")
+#: Matched after lower-casing and turning spaces into underscores, so the
+#: ``Image Name`` / ``Image Path`` columns that ``Preprocess`` writes are found.
+INDEX_NAME_COLUMNS = ("image_name", "image", "image_path", "path", "file", "filename", "name", "stem")
 #: Relative aspect-ratio difference above which a mask probably belongs to another photo.
 ASPECT_TOLERANCE = 0.01
 REPORT_KEYS = METRIC_KEYS + ("seconds_per_image",)
@@ -111,6 +113,7 @@ def _split_names(data_dir: Path, split: str) -> set[str]:
         raise EvaluationError(f"{index}: unreadable CSV ({exc})") from None
     if "split" not in table.columns:
         raise EvaluationError(f"{index}: has no 'split' column (columns: {', '.join(table.columns)})")
+    table.columns = [str(c).strip().lower().replace(" ", "_") for c in table.columns]
     column = next((c for c in INDEX_NAME_COLUMNS if c in table.columns), None)
     if column is None:
         raise EvaluationError(

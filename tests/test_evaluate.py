@@ -207,3 +207,21 @@ def test_bench_measures_both_models_on_the_same_photos(shared_data, peer_onnx, t
     assert "ratio ours/peer" in text and "psutil RSS" in text
     with pytest.raises(ValueError, match="no images"):
         bench(tmp_path, ours, peer_onnx, n=1)
+
+
+def test_split_reads_the_index_that_preprocess_prepare_writes(shared_data, tmp_path):
+    """``--split val`` on a folder made by ``python -m Preprocess prepare --val-fraction``."""
+    from Preprocess.__main__ import main as preprocess_main
+
+    source = tmp_path / "src"
+    for folder in ("images", "masks"):
+        (source / folder).mkdir(parents=True)
+    for image in sorted((shared_data / "ecssd" / "images").glob("*.jpg"))[:6]:
+        shutil.copy(image, source / "images" / image.name)
+        shutil.copy(shared_data / "ecssd" / "masks" / f"{image.stem}.png", source / "masks")
+    out = tmp_path / "prepared"
+    assert preprocess_main(["prepare", "--source", "folder", str(source), "--out", str(out), "--val-fraction", "0.5"]) == 0
+    index = pd.read_csv(out / "index.csv")
+    expected = sorted(Path(name).stem for name in index.loc[index["split"] == "val", "Image Name"])
+    samples, problems = find_samples(out, split="val")
+    assert [s.name for s in samples] == expected and len(expected) == 3 and not problems
