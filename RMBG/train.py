@@ -679,7 +679,12 @@ def fit(config: TrainConfig) -> FitResult:
 
     # -- train -------------------------------------------------------------
     history = view.fit(
-        train_ds, epochs=preset.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose
+        train_ds,
+        epochs=preset.epochs,
+        steps_per_epoch=steps,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,  # the dataset shuffles itself (seeded)
     )
 
     # -- outputs -----------------------------------------------------------
