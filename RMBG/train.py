@@ -268,14 +268,27 @@ def load_init_weights(model, path) -> None:
     """
     from RMBG.model import load_model
 
-    model.set_weights(load_model(path).get_weights())
+    source = load_model(path)
+    if source.name == model.name or len(source.weights) == len(model.weights):
+        model.set_weights(source.get_weights())
+        return
+    # A refined model (``*_refine``) starting from its plain base: copy the base's
+    # layers by name; the head keeps its identity initialisation.
+    for layer in source.layers:
+        if layer.weights:
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+
+
+def base_arch(arch: str) -> str:
+    """The architecture whose weights ``arch`` starts from (``u2netp_refine`` -> ``u2netp``)."""
+    return arch.removesuffix("_refine")
 
 
 def default_init(arch: str) -> Path:
     """The model a ``finetune`` run starts from when ``init`` is not given."""
     from RMBG.constants import IMPORTED_U2NETP_PATH
 
-    if arch == "u2netp" and IMPORTED_U2NETP_PATH.is_file():
+    if base_arch(arch) == "u2netp" and IMPORTED_U2NETP_PATH.is_file():
         return IMPORTED_U2NETP_PATH
     raise ValueError(
         f"the finetune preset starts from pretrained weights: pass --init PATH (a saved {arch} .keras model)"
@@ -288,8 +301,8 @@ def run_info(config: TrainConfig, init_info=None):
 
     preset = config.preset
     if init_info is not None:
-        info = replace(init_info, input_size=preset.image_size)
-        info.config = {**init_info.config, "input_size": preset.image_size}
+        info = replace(init_info, arch=config.arch, input_size=preset.image_size)
+        info.config = {**init_info.config, "arch": config.arch, "input_size": preset.image_size}
     else:
         info = default_info(config.arch, preset.image_size, **config.build_kwargs)
     if preset.output_norm != "keep":
@@ -566,7 +579,7 @@ def fit(config: TrainConfig) -> FitResult:
         config = replace(config, init=str(default_init(config.arch)))
         print(f"finetune: starting from {config.init}", flush=True)
     init_info = read_model_info(config.init) if config.init else None
-    if init_info is not None and init_info.arch != config.arch:
+    if init_info is not None and init_info.arch not in {config.arch, base_arch(config.arch)}:
         raise ValueError(f"{config.init} holds a {init_info.arch} model, not {config.arch}")
     info = run_info(config, init_info)
     kwargs = build_kwargs_of(info, config.build_kwargs)

@@ -65,7 +65,7 @@ def log_epochs(path: Path) -> list[int]:
 # Presets and configuration
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(presets.PRESETS))
-@pytest.mark.parametrize("arch", ["seed", "u2net", "u2netp"])
+@pytest.mark.parametrize("arch", ["seed", "u2net", "u2netp", "u2netp_refine"])
 def test_every_preset_is_valid_for_every_arch(name, arch):
     from RMBG.model import check_input_size
 
@@ -276,6 +276,29 @@ def test_fine_tune_from_imported_weights_never_ships_a_worse_model(tmp_path, sha
     assert encoder and batchnorm and decoder
     assert all(np.array_equal(before[k], after[k]) for k in encoder + batchnorm)
     assert any(not np.array_equal(before[k], after[k]) for k in decoder)
+
+
+def test_refine_fine_tune_trains_only_the_head_and_keeps_the_base_exact(tmp_path, shared_data, peer_onnx):
+    """``--arch u2netp_refine`` from plain imported u2netp weights: base copied and frozen."""
+    from RMBG.model import load_model, read_model_info
+
+    source = imported_u2netp(tmp_path, peer_onnx)
+    root = link_pairs(shared_pairs(shared_data / "ecssd", 8), tmp_path / "ecssd8")
+    config = TrainConfig.from_preset(
+        "finetune", "u2netp_refine", root, tmp_path / "refine", init=str(source), verbose=0,
+        image_size=64, crop_size=None, batch=4, epochs=1, steps_per_epoch=3, split=0.5,
+        val_every_steps=3, val_limit=4,
+    )
+    result = fit(config)
+    info = read_model_info(result.last_path)
+    assert (info.arch, info.output_norm, info.input_scale) == ("u2netp_refine", "none", "max")
+    base, last = load_model(source), load_model(result.last_path)
+    for layer in base.layers:
+        for mine, theirs in zip(last.get_layer(layer.name).get_weights(), layer.get_weights()):
+            np.testing.assert_array_equal(mine, theirs, err_msg=layer.name)
+    head = [w for w in last.weights if w.path.startswith("refine_") and "kernel" in w.path]
+    assert head and any(np.abs(np.asarray(w)).max() > 0 for w in head if "refine_delta" in w.path)
+    assert result.best_val_mae <= result.start_val_mae
 
 
 # ---------------------------------------------------------------------------
