@@ -31,11 +31,3 @@ def peer_onnx() -> Path:
     if path is None:
         pytest.skip("../shared/peers/u2netp.onnx is absent (the peer model)")
     return path
-
-
-def pairs(folder: Path, limit: int | None = None) -> list[tuple[Path, Path]]:
-    """(image, mask) pairs of a shared set, in sorted order."""
-    images = sorted((folder / "images").glob("*.jpg"))
-    found = [(img, folder / "masks" / f"{img.stem}.png") for img in images]
-    found = [(i, m) for i, m in found if m.is_file()]
-    return found[:limit] if limit else found

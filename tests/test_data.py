@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import pairs as shared_pairs
+from shared_sets import pairs as shared_pairs
 from RMBG import data
 from RMBG.constants import IMAGENET_MEAN, IMAGENET_STD
 from RMBG.imageio import read_image, read_mask

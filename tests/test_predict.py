@@ -18,7 +18,7 @@ from RMBG import refine as R
 from RMBG.imageio import read_image, read_mask
 from RMBG.predict import expand_inputs, main, remove_background
 from RMBG.runtime import load_segmenter, upsample_mask
-from conftest import pairs
+from shared_sets import pairs
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,15 @@ from RMBG.predict import main
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: The issue's bound for a 6000x4000 photo.
 PEAK_LIMIT_BYTES = 2 * 1024**3
-#: Runs ``python -m RMBG ...`` and prints its own peak RSS (ru_maxrss is in KiB on Linux).
+#: Runs ``python -m RMBG ...`` and prints its own peak RSS in KiB. ``VmHWM`` belongs to
+#: the process's own memory map, which exec starts afresh; ``ru_maxrss`` would not do:
+#: Linux carries it over from the parent (a large pytest process) through fork and exec.
 DRIVER = (
-    "import resource, sys\n"
+    "import re, sys\n"
     "from RMBG.__main__ import main\n"
     "code = main(sys.argv[1:])\n"
-    "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    "status = open('/proc/self/status').read()\n"
+    "print('MAXRSS_KB', re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1))\n"
     "sys.exit(code)\n"
 )
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import pairs as shared_pairs
+from shared_sets import pairs as shared_pairs
 from RMBG import presets
 from RMBG.train import (
     RunStateError,
