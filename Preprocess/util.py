@@ -33,6 +33,7 @@ from RMBG.imageio import (
     image_size,
     list_images,
     open_image,
+    rename_no_clobber,
     write_atomic,
 )
 
@@ -92,21 +93,6 @@ def pair_by_stem(images: Iterable[Path], masks: Iterable[Path]):
     lonely_images = [image_table[s] for s in sorted(image_table) if s not in mask_table and s not in duplicate_stems]
     lonely_masks = [mask_table[s] for s in sorted(mask_table) if s not in image_table and s not in duplicate_stems]
     return pairs, lonely_images, lonely_masks, duplicates
-
-
-def _move_without_overwrite(source: Path, target: Path) -> None:
-    """Rename ``source`` to ``target``, failing if ``target`` exists (never replacing it)."""
-    try:
-        os.link(source, target)  # fails with FileExistsError when target exists
-    except FileExistsError:
-        raise FileExistsError(f"{target}: already exists (refusing to overwrite)") from None
-    except OSError:
-        # File systems without hard links: check, then rename (same folder).
-        if target.exists():
-            raise FileExistsError(f"{target}: already exists (refusing to overwrite)") from None
-        os.rename(source, target)
-        return
-    os.unlink(source)
 
 
 def Rename(
@@ -175,12 +161,12 @@ def Rename(
         staged = []
         for old, new in tqdm(plan, desc="Rename (stage)", unit="file"):
             temporary = old.with_name(f".{old.name}.{uuid.uuid4().hex[:8]}.renaming")
-            _move_without_overwrite(old, temporary)
+            rename_no_clobber(old, temporary)
             staged.append((temporary, new))
     else:
         staged = plan
     for old, new in tqdm(staged, desc="Rename", unit="file"):
-        _move_without_overwrite(old, new)
+        rename_no_clobber(old, new)
     return plan
 
 

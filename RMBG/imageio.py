@@ -213,7 +213,7 @@ def write_atomic(path: str | os.PathLike, write, overwrite: bool = False) -> Pat
         if overwrite:
             os.replace(tmp_name, path)
         else:
-            _rename_no_clobber(tmp_name, path)
+            rename_no_clobber(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
@@ -227,8 +227,9 @@ def _make_readable(path: str | os.PathLike) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def _rename_no_clobber(tmp_name: str, path: Path) -> None:
-    """Move ``tmp_name`` to ``path`` unless ``path`` appeared meanwhile (then FileExistsError)."""
+def rename_no_clobber(tmp_name: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Move ``tmp_name`` to ``path``, never replacing an existing ``path`` (FileExistsError)."""
+    path = Path(path)
     try:
         os.link(tmp_name, path)  # fails if path exists, atomically
     except FileExistsError:

@@ -498,7 +498,6 @@ def save_model(model, path: str | os.PathLike, info: ModelInfo, overwrite: bool 
             _repack(raw, tmp, {INFO_ENTRY: info.to_json()})
         finally:
             raw.unlink(missing_ok=True)
-        _make_readable(tmp)
 
     saved = write_atomic(path, write, overwrite=overwrite)
     model.rmbg_info = info
@@ -515,13 +514,6 @@ def _repack(source: Path, target: Path, extra: dict[str, str]) -> None:
                         writer.write(block)
         for name, text in extra.items():
             out.writestr(name, text)
-
-
-def _make_readable(path: Path) -> None:
-    """Give a temporary file the usual permissions (mkstemp makes it owner-only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def read_model_info(path: str | os.PathLike) -> ModelInfo:
