@@ -236,7 +236,28 @@ def check_table(report) -> "pd.DataFrame":
     return pd.DataFrame(rows, columns=["problem", "severity", "count", "example", "detail"])
 
 
-class DatasetWidgets:
+class WidgetPanel:
+    """What the widget panels share: a ``box`` shown as the cell's result, and a run
+    button whose output (``run()``'s prints and figures) replaces the previous one."""
+
+    box = None
+    output = None
+
+    def run(self):
+        raise NotImplementedError
+
+    def _clicked(self, _button) -> None:
+        self.output.clear_output()
+        with self.output:
+            self.run()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.box)
+
+
+class DatasetWidgets(WidgetPanel):
     """A data folder field and a Check button: the integrity report and a pair grid of that folder.
 
     :meth:`run` does what the button does (the notebook calls it once so that
@@ -272,15 +293,6 @@ class DatasetWidgets:
             display(pair_grid(folder, n=self.n.value))
         return self.report
 
-    def _clicked(self, _button) -> None:
-        self.output.clear_output()
-        with self.output:
-            self.run()
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.box)
 
 
 def dataset_widgets(data_dir: str | os.PathLike = "", n: int = 6) -> DatasetWidgets:
@@ -368,7 +380,7 @@ def picture(path: str | os.PathLike, title: str | None = None, width: float = 9.
     return fig
 
 
-class EvaluateWidgets:
+class EvaluateWidgets(WidgetPanel):
     """Data folder, model files, photo limit and a Run button: evaluate and show the results.
 
     The output under the button gets the metric table, the PR curves and the
@@ -426,15 +438,6 @@ class EvaluateWidgets:
             display(picture(out / "gallery.png"))
         return self.report
 
-    def _clicked(self, _button) -> None:
-        self.output.clear_output()
-        with self.output:
-            self.run()
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.box)
 
 
 def evaluate_widgets(data_dir="", models=(), peers=(), out_dir="", limit=None) -> EvaluateWidgets:
@@ -911,7 +914,7 @@ def preset_table(arch: str = "u2netp", columns: Sequence[str] = PRESET_COLUMNS) 
     return pd.DataFrame.from_dict(rows, orient="index")[list(columns)]
 
 
-class PresetWidgets:
+class PresetWidgets(WidgetPanel):
     """Preset selector whose choice fills editable sliders, plus folders and a Train button.
 
     Choosing a preset (or an architecture) copies its values into the sliders
@@ -1082,10 +1085,6 @@ class PresetWidgets:
             except Exception as exc:  # shown under the button: the notebook stays usable
                 print(f"training stopped: {type(exc).__name__}: {exc}")
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.box)
 
 
 def preset_widgets(presets: Mapping | None = None, **kwargs) -> PresetWidgets:
@@ -1093,7 +1092,7 @@ def preset_widgets(presets: Mapping | None = None, **kwargs) -> PresetWidgets:
     return PresetWidgets(presets, **kwargs)
 
 
-class RemoveWidgets:
+class RemoveWidgets(WidgetPanel):
     """Image chooser, output mode, background colour and refinement; the side-by-side redraws on change.
 
     The model runs once per photo (its mask at model size is kept); changing
@@ -1166,10 +1165,6 @@ class RemoveWidgets:
             display(fig)
         return fig
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.box)
 
 
 def remove_widgets(photos: Sequence, model=None, **kwargs) -> RemoveWidgets:
