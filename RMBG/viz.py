@@ -101,15 +101,36 @@ def example_sources(data_root: str | os.PathLike | None = None) -> list[tuple[st
     return [("folder", demo_pairs())]
 
 
-def heldout_source(data_root: str | os.PathLike | None = None) -> Path:
-    """A folder of photos with masks that :func:`example_sources` leaves out, for evaluation.
+def heldout_source(data_root: str | os.PathLike | None = None, out: str | os.PathLike | None = None) -> Path:
+    """A folder of photos with masks that neither the notebooks nor the default model trained on.
 
-    The shared ECSSD set, or the demo pairs when ``../shared`` is absent.
+    The shared ECSSD photos of the default model's validation list
+    (``Data/models/rmbg-default-val.txt``), linked into ``out`` (default
+    ``Data/cache/heldout``); the whole ECSSD set when that list is absent; the
+    demo pairs when ``../shared`` is absent.
     """
+    from RMBG.constants import DATA_DIR, MODELS_DIR
+
     root = Path(data_root) if data_root is not None else shared_data_dir()
-    if root is not None and (root / HELDOUT_SET / "images").is_dir():
+    if root is None or not (root / HELDOUT_SET / "images").is_dir():
+        return demo_pairs()
+    val_list = MODELS_DIR / "rmbg-default-val.txt"
+    listed = []
+    if val_list.is_file():
+        lines = [line.strip() for line in val_list.read_text().splitlines()]
+        listed = [root / line for line in lines if line.startswith(f"{HELDOUT_SET}/images/")]
+    listed = [photo for photo in listed if photo.is_file()]
+    if not listed:
         return root / HELDOUT_SET
-    return demo_pairs()
+    folder = Path(out) if out is not None else DATA_DIR / "cache" / "heldout"
+    for kind in ("images", "masks"):
+        (folder / kind).mkdir(parents=True, exist_ok=True)
+    for photo in listed:
+        mask = root / HELDOUT_SET / "masks" / f"{photo.stem}.png"
+        for source, link in ((photo, folder / "images" / photo.name), (mask, folder / "masks" / mask.name)):
+            if not link.exists():
+                link.symlink_to(source.resolve())
+    return folder
 
 
 def check_sources(sources: Sequence[tuple[str, str | os.PathLike]]) -> "pd.DataFrame":

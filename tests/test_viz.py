@@ -96,6 +96,20 @@ def test_example_sources_use_the_shared_sets_and_keep_the_heldout_one_out(tmp_pa
     assert all(path.name != "ecssd" for _kind, path in viz.example_sources(tmp_path))
 
 
+def test_heldout_source_is_the_default_models_validation_photos(shared_data, tmp_path):
+    from RMBG.constants import MODELS_DIR
+
+    listed = {
+        line.strip().rsplit("/", 1)[-1]
+        for line in (MODELS_DIR / "rmbg-default-val.txt").read_text().splitlines()
+        if line.startswith("ecssd/images/")
+    }
+    folder = viz.heldout_source(shared_data, out=tmp_path / "heldout")
+    photos = sorted(p.name for p in (folder / "images").iterdir())
+    assert photos and set(photos) == listed
+    assert all((folder / "masks" / f"{name.rsplit('.', 1)[0]}.png").is_file() for name in photos)
+
+
 # ---------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------
