@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import stat
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from PIL import Image
 from Preprocess.__main__ import main
 from Preprocess.prepare import prepare
 from Preprocess.check import check_dataset, fix_dataset, format_table
+from shared_sets import tree_digest
 
 
 def write_photo(path: Path, size=(40, 30), seed=0) -> Path:
@@ -45,14 +45,6 @@ def write_mask(path: Path, values: np.ndarray, mode: str = "L") -> Path:
         raise ValueError(mode)
     picture.save(path)
     return path
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def findings_by_file(report_csv: Path) -> dict[str, set[str]]:

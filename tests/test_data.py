@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared_sets import pairs as shared_pairs
+from shared_sets import link_pairs, pairs as shared_pairs
 from RMBG import data
 from RMBG.constants import IMAGENET_MEAN, IMAGENET_STD
 from RMBG.imageio import read_image, read_mask
@@ -18,16 +18,6 @@ from RMBG.modelinfo import ModelInfo
 IMAGENET_MAX = ModelInfo("u2netp", 64, input_scale="max")  # how the imported u2netp is fed
 PLAIN_255 = ModelInfo("seed", 64, mean=None, std=None, input_scale="255")  # how seed is fed
 SIZE = 64
-
-
-def link_pairs(pairs, folder: Path) -> Path:
-    """A dataset folder of symlinks to shared pairs (nothing is copied)."""
-    (folder / "images").mkdir(parents=True, exist_ok=True)
-    (folder / "masks").mkdir(parents=True, exist_ok=True)
-    for image, mask in pairs:
-        (folder / "images" / image.name).symlink_to(image)
-        (folder / "masks" / mask.name).symlink_to(mask)
-    return folder
 
 
 def first_batch(ds):

@@ -6,7 +6,6 @@ prepared output is checked exactly: names, counts, index rows, mask values.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from PIL import Image
 from Preprocess.__main__ import main
 from Preprocess.datasets import Sample, cod10k_category, dis5k_category, iter_samples
 from Preprocess.prepare import prepare
+from shared_sets import tree_digest
 
 
 def write_photo(path: Path, size, seed=0, fmt=None, exif_orientation=None) -> Path:
@@ -60,14 +60,6 @@ def write_mask(path: Path, size, style="binary") -> Path:
         picture = Image.fromarray(values, mode="L")
     picture.save(path)
     return path
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 # kind -> (folder handed to the adapter, relative to the tree's base; its entries in the order the

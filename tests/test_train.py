@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared_sets import pairs as shared_pairs
+from shared_sets import link_pairs, pairs as shared_pairs
 from RMBG import presets
 from RMBG.train import (
     RunStateError,
@@ -33,15 +33,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUBPROCESS_TIMEOUT = 300
 #: Tiny, fast settings shared by the subprocess runs (u2netp at 32 px, SGD: the cheapest step to trace).
 TINY = ["--preset", "sample", "--arch", "u2netp", "--optimizer", "sgd", "--freeze-bn", "--verbose", "2"]
-
-
-def link_pairs(pairs, folder: Path) -> Path:
-    (folder / "images").mkdir(parents=True, exist_ok=True)
-    (folder / "masks").mkdir(parents=True, exist_ok=True)
-    for image, mask in pairs:
-        (folder / "images" / image.name).symlink_to(image)
-        (folder / "masks" / mask.name).symlink_to(mask)
-    return folder
 
 
 def subprocess_env(**extra) -> dict[str, str]:
