@@ -31,7 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from RMBG.imageio import ImageReadError, list_images, read_image
-from RMBG.runtime import Segmenter, load_segmenter
+from RMBG.runtime import KERAS_RUNTIMES, Segmenter, load_segmenter
 
 MIB = 1024 * 1024
 
@@ -123,9 +123,13 @@ def _run_end_to_end(segmenter: Segmenter, paths: list[Path], batch_size: int) ->
     return masks
 
 
-def bench(data, model, peer, n: int = 50, batch_size: int = 8, progress: bool = True) -> dict:
+def bench(
+    data, model, peer, n: int = 50, batch_size: int = 8, progress: bool = True, runtime: str = "keras"
+) -> dict:
     """Measure ``model`` (ours) against ``peer`` (an ONNX U-2-Net) on up to ``n`` photos of ``data``.
 
+    ``runtime`` says how a ``.keras`` model runs (see :data:`RMBG.runtime.KERAS_RUNTIMES`;
+    ``remove`` serves ``"tflite"``).
     Returns a dict with per-model ``seconds_per_image`` (mean and median latency),
     ``images_per_second`` (batched), ``peak_rss_mib`` and ``load_rss_mib``, plus
     the ratios ours/peer. Unreadable photos are left out with a message.
@@ -147,7 +151,7 @@ def bench(data, model, peer, n: int = 50, batch_size: int = 8, progress: bool = 
         timings = []
         for role, item, is_peer in (("ours", model, False), ("peer", peer, True)):
             before, start = sampler.rss(), time.perf_counter()
-            segmenter = load_segmenter(item, peer=is_peer)
+            segmenter = load_segmenter(item, peer=is_peer, runtime=runtime)
             timings.append(Timing(role, segmenter, time.perf_counter() - start, sampler.rss() - before))
         for timing in timings:  # warm-up: first calls build graphs and allocate
             with sampler.measure(timing.role):
@@ -227,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--peer", required=True, type=Path, metavar="ONNX", help="the peer U-2-Net ONNX file")
     parser.add_argument("--n", type=int, default=50, help="number of photos (default 50)")
     parser.add_argument("--batch-size", type=int, default=8, help="batch size of the throughput pass")
+    parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default="keras",
+                        help="how a .keras model runs (remove serves tflite; default keras)")
     return parser
 
 
@@ -234,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point: ``python -m RMBG bench ...``; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        result = bench(args.data, args.model, args.peer, n=args.n, batch_size=args.batch_size)
+        result = bench(args.data, args.model, args.peer, n=args.n, batch_size=args.batch_size, runtime=args.runtime)
     except (FileNotFoundError, ValueError, ImageReadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

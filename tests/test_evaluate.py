@@ -225,3 +225,13 @@ def test_split_reads_the_index_that_preprocess_prepare_writes(shared_data, tmp_p
     expected = sorted(Path(name).stem for name in index.loc[index["split"] == "val", "Image Name"])
     samples, problems = find_samples(out, split="val")
     assert [s.name for s in samples] == expected and len(expected) == 3 and not problems
+
+
+def test_bench_runs_a_keras_file_through_the_runtime_remove_serves(shared_data, peer_onnx):
+    from RMBG.bench import bench
+    from RMBG.runtime import default_model_path
+
+    result = bench(shared_data / "ecssd", default_model_path(), peer_onnx, n=2, batch_size=2,
+                   progress=False, runtime="tflite")
+    assert result["models"]["ours"]["runtime"] == "TFLiteSegmenter"
+    assert result["models"]["peer"]["runtime"] == "OnnxPeerSegmenter"
