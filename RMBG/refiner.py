@@ -6,13 +6,18 @@ very uneven scales and BCE makes the over-confident model hedge. This module
 keeps the pretrained network exactly as it is and learns a small residual
 correction on top of it:
 
-``refined_logit = clip(fused_logit) + head(image, clip(side logits), clip(fused_logit))``
+``refined_logit = clip(fused_logit) + head(clip(side logits), clip(fused_logit))``
 
-The head is a stack of dilated 3x3 convolutions (receptive field about 35 px
-at the model's input size) whose last 1x1 convolution starts at zero, so the
-untrained refined model reproduces the pretrained one and every training step
-starts from the peer. Because the base is frozen, a step back-propagates
-through the head only: a few times cheaper than training the whole network.
+The default head is a per-pixel network (three 1x1 layers of 16 channels):
+a learned, non-linear re-fusion of the seven side logits, which U-2-Net
+itself fuses with one linear 1x1 convolution. Its last layer starts at zero,
+so the untrained refined model reproduces the pretrained one and every
+training step starts from the peer. Because the base is frozen, a step
+back-propagates through the head only.
+
+A spatial head (3x3 dilated layers that also read the photo, ``kernel_size=3,
+dilations=(1, 2, 4, 8, 1), with_image=True``) lowers MAE as much but costs
+ranking quality (max-F on people, S-measure): see ``Data/models/README.md``.
 
 Only standard Keras layers are used, so files load without custom objects and
 the model runs under TensorFlow and JAX.
@@ -26,9 +31,11 @@ import math
 LOGIT_CLIP = math.log((1 - 1e-4) / 1e-4)
 #: Logits are divided by this so the head sees values of order one.
 LOGIT_SCALE = 8.0
-#: Default head: channels per layer and the dilation of each 3x3 layer.
+#: Default head: channels per layer, number of layers, kernel size, and whether it reads the photo.
 HEAD_WIDTH = 16
-HEAD_DILATIONS = (1, 2, 4, 8, 1)
+HEAD_DEPTH = 3
+HEAD_KERNEL = 1
+HEAD_WITH_IMAGE = False
 #: Names of the base layers the head reads (see :func:`RMBG.model._u2net`).
 FUSED_LOGIT_LAYER = "outconv"
 SIDE_LOGITS_LAYER = "sides_cat"
@@ -44,13 +51,24 @@ def _clipped(x, name: str, scale: float = 1.0):
     return layers.Rescaling(scale, offset=-c * scale, name=f"{name}_unshift")(x)
 
 
-def attach_refiner(base, width: int = HEAD_WIDTH, dilations=HEAD_DILATIONS, freeze_base: bool = True):
+def attach_refiner(
+    base,
+    width: int = HEAD_WIDTH,
+    depth: int = HEAD_DEPTH,
+    kernel_size: int = HEAD_KERNEL,
+    dilations=None,
+    with_image: bool = HEAD_WITH_IMAGE,
+    freeze_base: bool = True,
+):
     """A model ``[refined, fused, side1..side6]`` made of ``base`` and a new head.
 
     ``base`` is a U-2-Net family model from :func:`RMBG.model.build_model`
-    (or loaded from a file); its layers are shared, not copied. With
-    ``freeze_base`` the base is not trainable (and its BatchNorm layers run in
-    inference mode).
+    (or loaded from a file); its layers are shared, not copied. The head has
+    ``depth`` ReLU layers of ``width`` channels with ``kernel_size`` kernels
+    (``dilations``: one rate per layer, which then sets the depth; default 1
+    each), reading the clipped logits and, ``with_image``, the input photo.
+    With ``freeze_base`` the base is not trainable (and its BatchNorm layers
+    run in inference mode).
     """
     import keras
     from keras import layers
@@ -66,18 +84,27 @@ def attach_refiner(base, width: int = HEAD_WIDTH, dilations=HEAD_DILATIONS, free
     if freeze_base:
         base.trainable = False
 
+    rates = tuple(int(r) for r in dilations) if dilations else (1,) * int(depth)
+    if not rates or width < 1 or kernel_size < 1 or min(rates) < 1:
+        raise ValueError(
+            f"a refinement head needs width, kernel_size and depth/dilations >= 1, got "
+            f"width={width}, kernel_size={kernel_size}, dilations={rates}"
+        )
     fused_clipped = _clipped(fused_logit, "refine_fused")
-    features = layers.Concatenate(name="refine_in")(
-        [
-            base.input,
-            _clipped(side_logits, "refine_sides", 1.0 / LOGIT_SCALE),
-            layers.Rescaling(1.0 / LOGIT_SCALE, name="refine_fused_scaled")(fused_clipped),
-        ]
-    )
-    x = features
-    for index, rate in enumerate(dilations, start=1):
+    inputs = [base.input] if with_image else []
+    inputs += [
+        _clipped(side_logits, "refine_sides", 1.0 / LOGIT_SCALE),
+        layers.Rescaling(1.0 / LOGIT_SCALE, name="refine_fused_scaled")(fused_clipped),
+    ]
+    x = layers.Concatenate(name="refine_in")(inputs)
+    for index, rate in enumerate(rates, start=1):
         x = layers.Conv2D(
-            width, 3, padding="same", dilation_rate=rate, activation="relu", name=f"refine_conv{index}"
+            width,
+            kernel_size,
+            padding="same",
+            dilation_rate=rate,
+            activation="relu",
+            name=f"refine_conv{index}",
         )(x)
     delta = layers.Conv2D(
         1, 1, kernel_initializer="zeros", bias_initializer="zeros", name="refine_delta"

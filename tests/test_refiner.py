@@ -60,3 +60,25 @@ def test_a_base_without_u2net_layers_is_refused():
     plain = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs), name="plain")
     with pytest.raises(ValueError, match="plain: a refiner needs a U-2-Net family base"):
         attach_refiner(plain)
+
+
+def test_default_head_is_a_per_pixel_fusion_of_the_seven_logits(refined):
+    # 6 side logits + the fused one, no photo channels; every head layer is 1x1.
+    assert refined.get_layer("refine_in").output.shape[-1] == 7
+    convs = [layer for layer in head_layers(refined) if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) == 4 and all(tuple(layer.kernel_size) == (1, 1) for layer in convs)
+
+
+def test_spatial_head_reads_the_photo_with_dilated_kernels():
+    base = build_model("u2netp", input_size=SIZE)
+    spatial = attach_refiner(base, kernel_size=3, dilations=(1, 2), with_image=True)
+    assert spatial.get_layer("refine_in").output.shape[-1] == 10
+    assert tuple(spatial.get_layer("refine_conv2").dilation_rate) == (2, 2)
+    assert tuple(spatial.get_layer("refine_conv1").kernel_size) == (3, 3)
+
+
+@pytest.mark.parametrize("bad", [dict(width=0), dict(kernel_size=0), dict(depth=0), dict(dilations=(1, 0))])
+def test_impossible_head_shapes_are_refused(bad):
+    base = build_model("u2netp", input_size=SIZE)
+    with pytest.raises(ValueError, match="refinement head needs"):
+        attach_refiner(base, **bad)
