@@ -301,8 +301,18 @@ def run_info(config: TrainConfig, init_info=None):
 
     preset = config.preset
     if init_info is not None:
-        info = replace(init_info, arch=config.arch, input_size=preset.image_size)
-        info.config = {**init_info.config, "arch": config.arch, "input_size": preset.image_size}
+        start = Path(config.init).name if config.init else "a saved model"
+        notes = f"trained with the {preset.name} preset from {start}"
+        if init_info.notes:
+            notes += f" ({init_info.notes})"
+        info = replace(init_info, arch=config.arch, input_size=preset.image_size, notes=notes)
+        info.config = {
+            **init_info.config,
+            "arch": config.arch,
+            "input_size": preset.image_size,
+            "init": start,
+            "preset": preset.name,
+        }
     else:
         info = default_info(config.arch, preset.image_size, **config.build_kwargs)
     if preset.output_norm != "keep":

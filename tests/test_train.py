@@ -234,6 +234,9 @@ def test_fine_tune_from_imported_weights_never_ships_a_worse_model(tmp_path, sha
         imported.input_scale, imported.mean, imported.std, imported.output_norm,
     )
     assert info.input_size == 64 and info.arch == "u2netp"
+    # and the file says where it came from
+    assert info.config["init"] == source.name and info.config["preset"] == "finetune"
+    assert info.notes.startswith(f"trained with the finetune preset from {source.name}")
 
     # validation MAE: checked at step 0, 2, 4; the shipped model is the best of them
     with open(tmp_path / "ft" / "val_steps.csv", newline="") as handle:
