@@ -222,7 +222,7 @@ _REFINE_FINETUNE = dict(
     freeze=(),
     freeze_bn=True,
     optimizer="adam",
-    lr=3e-4,
+    lr=1e-3,
     clipnorm=None,
     loss="l1+iou",
     side_weights="fused",
@@ -230,7 +230,7 @@ _REFINE_FINETUNE = dict(
     jitter=0.0,
     val_every_steps=100,
     val_limit=None,
-    epochs=8,
+    epochs=5,
     lr_patience=3,
     early_stop=4,
 )
