@@ -124,18 +124,22 @@ def _run_end_to_end(segmenter: Segmenter, paths: list[Path], batch_size: int) ->
 
 
 def bench(
-    data, model, peer, n: int = 50, batch_size: int = 8, progress: bool = True, runtime: str = "keras"
+    data, model, peer, n: int = 50, batch_size: int = 8, progress: bool = True, runtime: str | None = None
 ) -> dict:
     """Measure ``model`` (ours) against ``peer`` (an ONNX U-2-Net) on up to ``n`` photos of ``data``.
 
-    ``runtime`` says how a ``.keras`` model runs (see :data:`RMBG.runtime.KERAS_RUNTIMES`;
-    ``remove`` serves ``"tflite"``).
+    ``runtime`` says how a ``.keras`` model runs (see :data:`RMBG.runtime.KERAS_RUNTIMES`);
+    by default the way ``remove`` serves it (:data:`RMBG.predict.DEFAULT_RUNTIME`).
     Returns a dict with per-model ``seconds_per_image`` (mean and median latency),
     ``images_per_second`` (batched), ``peak_rss_mib`` and ``load_rss_mib``, plus
     the ratios ours/peer. Unreadable photos are left out with a message.
     """
     if n < 1 or batch_size < 1:
         raise ValueError(f"n and batch size must be at least 1 (got n={n}, batch size={batch_size})")
+    if runtime is None:
+        from RMBG.predict import DEFAULT_RUNTIME
+
+        runtime = DEFAULT_RUNTIME
     paths = []
     for path in _photos(Path(data), n):
         try:
@@ -231,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--peer", required=True, type=Path, metavar="ONNX", help="the peer U-2-Net ONNX file")
     parser.add_argument("--n", type=int, default=50, help="number of photos (default 50)")
     parser.add_argument("--batch-size", type=int, default=8, help="batch size of the throughput pass")
-    parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default="keras",
-                        help="how a .keras model runs (remove serves tflite; default keras)")
+    parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=None,
+                        help="how a .keras model runs (default: the way remove serves it, tflite)")
     return parser
 
 

@@ -231,7 +231,7 @@ def test_bench_runs_a_keras_file_through_the_runtime_remove_serves(shared_data, 
     from RMBG.bench import bench
     from RMBG.runtime import default_model_path
 
-    result = bench(shared_data / "ecssd", default_model_path(), peer_onnx, n=2, batch_size=2,
-                   progress=False, runtime="tflite")
+    # no runtime given: the one `remove` uses (RMBG.predict.DEFAULT_RUNTIME, tflite)
+    result = bench(shared_data / "ecssd", default_model_path(), peer_onnx, n=2, batch_size=2, progress=False)
     assert result["models"]["ours"]["runtime"] == "TFLiteSegmenter"
     assert result["models"]["peer"]["runtime"] == "OnnxPeerSegmenter"
