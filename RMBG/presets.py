@@ -180,8 +180,8 @@ PRESETS: dict[str, Preset] = {
         name="finetune",
         description=(
             "fine-tune imported u2netp weights at 320 on random 288 crops (the inference scale), "
-            "BatchNorm frozen, encoder frozen, layer-wise LAMB steps, a loss close to MAE, "
-            "held-out MAE every 50 steps keeping the best"
+            "BatchNorm frozen, encoder frozen, layer-wise LAMB steps, L1 + soft IoU on the fused map, "
+            "MAE on every held-out photo every 50 steps keeping the best (the default model's recipe)"
         ),
         image_size=320,
         crop_size=288,
@@ -189,7 +189,7 @@ PRESETS: dict[str, Preset] = {
         crop_ratio=(1.0, 1.0),
         batch=8,
         lr=1e-4,
-        epochs=10,
+        epochs=3,
         split=0.2,
         jitter=0.1,
         composite=0.0,
@@ -202,7 +202,7 @@ PRESETS: dict[str, Preset] = {
         freeze=("encoder",),
         output_norm="keep",
         val_every_steps=50,
-        val_limit=120,
+        val_limit=None,
         lr_patience=3,
         early_stop=6,
     ),

@@ -288,7 +288,9 @@ def test_preset_choice_fills_the_sliders_which_stay_editable(tmp_path):
     box.preset_box.value = "finetune"
     finetune = get_preset("finetune", "u2netp")
     values = box.values()
-    assert (values["image_size"], values["batch"], values["epochs"], values["split"]) == (320, 8, 10, 0.2)
+    assert (values["image_size"], values["batch"], values["epochs"], values["split"]) == (
+        finetune.image_size, finetune.batch, finetune.epochs, finetune.split,
+    ) == (320, 8, 3, 0.2)
     assert values["lr"] == pytest.approx(finetune.lr)
     assert values["init"] and values["init"].endswith("u2netp-imported.keras")
     box.batch.value = 4
