@@ -1,0 +1,104 @@
+"""The shipped default model: the right file, its recorded preprocessing, and sane masks.
+
+Guards against a broken, truncated or swapped ``Data/models/rmbg-default.keras``:
+it must load, describe how to feed it, and segment held-out photos (the
+validation split it was judged on, ``Data/models/rmbg-default-val.txt``)
+from every category with a low error.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import cv2
+import numpy as np
+import pytest
+
+from RMBG.constants import DEFAULT_MODEL_PATH, MODELS_DIR
+from RMBG.imageio import read_image, read_mask
+from RMBG.model import read_model_info
+
+VAL_LIST = MODELS_DIR / "rmbg-default-val.txt"
+PER_CATEGORY = 10
+#: Highest mean MAE allowed on the first 10 validation photos of a category.
+MAX_MAE = 0.06
+
+pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(), reason=f"{DEFAULT_MODEL_PATH} is not shipped")
+
+
+def validation_photos(limit: int = PER_CATEGORY) -> dict[str, list[str]]:
+    """The first ``limit`` photos of each category in the shipped validation list."""
+    chosen: dict[str, list[str]] = defaultdict(list)
+    for line in VAL_LIST.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        category = line.rsplit("/", 1)[-1].split("_", 1)[0]
+        if len(chosen[category]) < limit:
+            chosen[category].append(line)
+    return dict(chosen)
+
+
+def test_the_validation_list_has_every_category():
+    photos = validation_photos(limit=1000)
+    assert set(photos) == {"cat", "object", "person"}
+    # At least 15% of each shared set (cats 195, ECSSD 400, people 290) is held out.
+    assert len(photos["cat"]) >= 0.15 * 195
+    assert len(photos["object"]) >= 0.15 * 400
+    assert len(photos["person"]) >= 0.15 * 290
+
+
+def test_the_file_records_its_architecture_and_preprocessing():
+    info = read_model_info(DEFAULT_MODEL_PATH)
+    assert info.arch == "u2netp"
+    assert info.input_size == 320
+    np.testing.assert_allclose(info.mean, (0.485, 0.456, 0.406))
+    np.testing.assert_allclose(info.std, (0.229, 0.224, 0.225))
+    assert info.input_scale == "max"
+    assert info.output_index == 0 and info.output_norm == "minmax"
+    # fine-tuned from the imported weights, not the imported file itself
+    assert info.config["preset"] == "finetune" and info.config["init"] == "u2netp-imported.keras"
+    assert DEFAULT_MODEL_PATH.stat().st_size < 10 * 1024 * 1024
+
+
+def test_the_project_default_is_this_file():
+    from RMBG.runtime import default_model_path
+
+    assert default_model_path() == DEFAULT_MODEL_PATH
+
+
+@pytest.fixture(scope="module")
+def held_out_errors(shared_data, peer_onnx) -> dict[str, dict[str, list[float]]]:
+    """Per-photo MAE of the default model and of the peer, by category."""
+    from RMBG.runtime import load_segmenter
+
+    models = {"ours": load_segmenter(DEFAULT_MODEL_PATH), "peer": load_segmenter(peer_onnx, peer=True)}
+    errors: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in models}
+    for category, photos in validation_photos().items():
+        for relative in photos:
+            image_path = shared_data / relative
+            image = read_image(image_path)
+            truth = read_mask(image_path.parent.parent / "masks" / (image_path.stem + ".png"))
+            # Some shared masks are stored smaller than their photo (same aspect ratio).
+            truth = cv2.resize(truth, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+            for name, segmenter in models.items():
+                predicted = segmenter.predict_one(image)
+                assert predicted.shape == truth.shape, relative
+                errors[name][category].append(float(np.abs(predicted - truth).mean()))
+    return errors
+
+
+@pytest.mark.parametrize("category", ["cat", "object", "person"])
+def test_masks_of_held_out_photos_are_accurate(held_out_errors, category):
+    errors = held_out_errors["ours"][category]
+    assert len(errors) == PER_CATEGORY
+    # The median: a few camouflaged cats are hard for any model (MAE 0.1-0.2).
+    assert np.median(errors) < MAX_MAE, f"{category}: per-photo MAE {np.round(errors, 3)}"
+
+
+def test_held_out_error_is_low_and_below_the_peer(held_out_errors):
+    ours = np.concatenate([held_out_errors["ours"][c] for c in ("cat", "object", "person")])
+    peer = np.concatenate([held_out_errors["peer"][c] for c in ("cat", "object", "person")])
+    assert ours.mean() < MAX_MAE
+    # The fine-tune must beat the weights it started from (a swapped-in peer would tie).
+    assert ours.mean() < 0.95 * peer.mean(), f"ours {ours.mean():.4f}, peer {peer.mean():.4f}"
