@@ -357,6 +357,7 @@ class Augment:
     flip: bool = True
     jitter: float = 0.2
     composite: float = 0.0
+    plain_background: float = 0.0
 
     @classmethod
     def from_preset(cls, preset) -> "Augment":
@@ -367,6 +368,7 @@ class Augment:
             flip=preset.flip,
             jitter=preset.jitter,
             composite=preset.composite,
+            plain_background=preset.plain_background,
         )
 
 
@@ -443,6 +445,25 @@ def composite(images, masks, seed, probability: float):
     chosen = tf.random.stateless_uniform([count, 1, 1, 1], seed) < probability
     pasted = masks * images + (1.0 - masks) * backgrounds
     return tf.where(chosen & (count > 1), pasted, images)
+
+
+def plain_background(images, masks, seed, probability: float):
+    """Per image, with ``probability``: the background (through the mask) replaced by one
+    flat colour, black or white half the time, else a random RGB. Teaches that a backdrop
+    of one colour is background, as in photos already cut out. Masks are unchanged."""
+    import tensorflow as tf
+
+    if probability <= 0:
+        return images
+    count = tf.shape(images)[0]
+    seeds = [tf.stack([seed[0], seed[1] + k]) for k in range(4)]
+    chosen = tf.random.stateless_uniform([count, 1, 1, 1], seeds[0]) < probability
+    grey = tf.round(tf.random.stateless_uniform([count, 1, 1, 1], seeds[1])) * 255.0
+    colour = tf.random.stateless_uniform([count, 1, 1, 3], seeds[2], 0.0, 255.0)
+    black_or_white = tf.random.stateless_uniform([count, 1, 1, 1], seeds[3]) < 0.5
+    backdrop = tf.where(black_or_white, tf.broadcast_to(grey, tf.shape(colour)), colour)
+    pasted = masks * images + (1.0 - masks) * backdrop
+    return tf.where(chosen, pasted, images)
 
 
 # ---------------------------------------------------------------------------
@@ -525,6 +546,7 @@ def train_dataset(
     def finish(batch_pair, s):
         images, masks = batch_pair
         images = composite(images, masks, s, settings.composite)
+        images = plain_background(images, masks, s + 7, settings.plain_background)
         return norm(images), masks
 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

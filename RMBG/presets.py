@@ -59,6 +59,7 @@ class Preset:
     flip: bool = True
     jitter: float = 0.2
     composite: float = 0.0
+    plain_background: float = 0.0
     # loss and optimisation
     loss: str = "bce"
     side_weights: str = "all"
@@ -119,6 +120,8 @@ def preset_problems(preset: Preset) -> list[str]:
         problems.append(f"crop_ratio must satisfy 0 < low <= high, got {preset.crop_ratio}")
     if not 0.0 <= preset.composite <= 1.0:
         problems.append(f"composite is a probability, got {preset.composite}")
+    if not 0.0 <= preset.plain_background <= 1.0:
+        problems.append(f"plain_background is a probability, got {preset.plain_background}")
     if not 0.0 <= preset.jitter < 1.0:
         problems.append(f"jitter must be in [0, 1), got {preset.jitter}")
     terms = [t for t in preset.loss.split("+") if t]
@@ -265,6 +268,7 @@ SLIDERS: dict[str, tuple[float, float, float]] = {
     "epochs": (1, 200, 1),
     "split": (0.0, 0.5, 0.05),
     "composite": (0.0, 1.0, 0.05),
+    "plain_background": (0.0, 1.0, 0.05),
     "jitter": (0.0, 0.5, 0.05),
 }
 

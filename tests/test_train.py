@@ -82,6 +82,8 @@ def test_presets_carry_the_original_values_and_the_fine_tune_recipe():
         presets.get_preset("sample", "u2netp", learning_rate=1)
     with pytest.raises(ValueError, match="loss"):
         presets.get_preset("sample", "u2netp", loss="bce+dice")
+    with pytest.raises(ValueError, match="plain_background is a probability"):
+        presets.get_preset("finetune", "u2netp", plain_background=1.5)
 
 
 def test_cli_overrides_every_kind_of_field(tmp_path):
