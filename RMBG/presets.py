@@ -221,20 +221,17 @@ PRESETS: dict[str, Preset] = {
 }
 
 #: ``finetune`` for the ``*_refine`` archs: frozen base, trained head (see RMBG.refiner).
+#: Only what differs from ``finetune`` (BatchNorm frozen, L1 + IoU on the fused map, every
+#: held-out photo checked, are kept from it).
 _REFINE_FINETUNE = dict(
     freeze=(),
-    freeze_bn=True,
     optimizer="adam",
     lr=1e-3,
     clipnorm=None,
-    loss="l1+iou",
-    side_weights="fused",
     output_norm="none",
     jitter=0.0,
     val_every_steps=100,
-    val_limit=None,
     epochs=5,
-    lr_patience=3,
     early_stop=4,
 )
 
