@@ -214,18 +214,26 @@ def imported_u2netp(tmp_path: Path, peer_onnx: Path) -> Path:
     return save_model(model, tmp_path / "u2netp-imported.keras", model.rmbg_info)
 
 
+def tiny_fine_tune(tmp_path: Path, shared_data: Path, peer_onnx: Path, arch: str, run: str, **overrides):
+    """``(source, root, config)``: a ``finetune`` run of ``arch`` from the imported u2netp
+    weights on 8 ECSSD pairs at 64 px, one short epoch (``overrides`` for the rest)."""
+    source = imported_u2netp(tmp_path, peer_onnx)
+    root = link_pairs(shared_pairs(shared_data / "ecssd", 8), tmp_path / "ecssd8")
+    config = TrainConfig.from_preset(
+        "finetune", arch, root, tmp_path / run, init=str(source), verbose=0,
+        image_size=64, crop_size=None, batch=4, epochs=1, split=0.5, val_limit=4, **overrides,
+    )
+    return source, root, config
+
+
 def test_fine_tune_from_imported_weights_never_ships_a_worse_model(tmp_path, shared_data, peer_onnx):
     from RMBG import data
     from RMBG.losses import DeepSupervisionLoss
     from RMBG.model import build_model, load_model, read_model_info
     from RMBG.train import evaluate_model, training_model
 
-    source = imported_u2netp(tmp_path, peer_onnx)
-    root = link_pairs(shared_pairs(shared_data / "ecssd", 8), tmp_path / "ecssd8")
-    config = TrainConfig.from_preset(
-        "finetune", "u2netp", root, tmp_path / "ft", init=str(source), verbose=0,
-        image_size=64, crop_size=None, batch=4, epochs=1, steps_per_epoch=4, split=0.5,
-        val_every_steps=2, val_limit=4,
+    source, root, config = tiny_fine_tune(
+        tmp_path, shared_data, peer_onnx, "u2netp", "ft", steps_per_epoch=4, val_every_steps=2
     )
     result = fit(config)
 
@@ -278,12 +286,8 @@ def test_refine_fine_tune_trains_only_the_head_and_keeps_the_base_exact(tmp_path
     """``--arch u2netp_refine`` from plain imported u2netp weights: base copied and frozen."""
     from RMBG.model import load_model, read_model_info
 
-    source = imported_u2netp(tmp_path, peer_onnx)
-    root = link_pairs(shared_pairs(shared_data / "ecssd", 8), tmp_path / "ecssd8")
-    config = TrainConfig.from_preset(
-        "finetune", "u2netp_refine", root, tmp_path / "refine", init=str(source), verbose=0,
-        image_size=64, crop_size=None, batch=4, epochs=1, steps_per_epoch=3, split=0.5,
-        val_every_steps=3, val_limit=4,
+    source, _, config = tiny_fine_tune(
+        tmp_path, shared_data, peer_onnx, "u2netp_refine", "refine", steps_per_epoch=3, val_every_steps=3
     )
     result = fit(config)
     info = read_model_info(result.last_path)
