@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import cv2
 import numpy as np
 import pytest
 
 from RMBG.constants import DEFAULT_MODEL_PATH, MODELS_DIR
 from RMBG.imageio import read_image, read_mask
+from RMBG.metrics import resize_to
 from RMBG.model import read_model_info
 
 VAL_LIST = MODELS_DIR / "rmbg-default-val.txt"
@@ -78,9 +78,9 @@ def held_out_errors(shared_data, peer_onnx) -> dict[str, dict[str, list[float]]]
         for relative in photos:
             image_path = shared_data / relative
             image = read_image(image_path)
-            truth = read_mask(image_path.parent.parent / "masks" / (image_path.stem + ".png"))
             # Some shared masks are stored smaller than their photo (same aspect ratio).
-            truth = cv2.resize(truth, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+            mask_path = image_path.parent.parent / "masks" / (image_path.stem + ".png")
+            truth = resize_to(read_mask(mask_path), image.shape[:2])
             for name, segmenter in models.items():
                 predicted = segmenter.predict_one(image)
                 assert predicted.shape == truth.shape, relative
