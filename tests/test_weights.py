@@ -166,7 +166,9 @@ def test_cli_writes_a_loadable_model_and_refuses_to_overwrite(tmp_path, peer_onn
     assert (info.arch, info.input_size, info.output_norm, info.input_scale) == ("u2netp", 320, "minmax", "max")
     assert 3e6 < out.stat().st_size < 6e6  # about 5 MB
     loaded = load_model(out)
-    np.testing.assert_allclose(fused(loaded, real_batch[:2]), all_outputs[0][0][:2], atol=1e-6)
+    # the first batch of 8, as all_outputs ran it (a batch of another size may take other
+    # oneDNN kernels, whose float sums differ by ~2e-6 on some CPUs)
+    np.testing.assert_allclose(fused(loaded, real_batch[:8]), all_outputs[0][0][:8], atol=1e-6)
 
     stamp = out.stat().st_mtime_ns
     assert main([str(peer_onnx), "--arch", "u2netp", "--out", str(out)]) == 1
