@@ -42,6 +42,10 @@ class Preset:
     input size), so with ``crop_scale=((crop/image)**2,)*2`` and
     ``crop_ratio=(1, 1)`` the crops keep the inference scale, as in the
     original U-2-Net recipe (resize to 320, random 288 crops).
+
+    Saving: with ``blend`` below 1 the saved model is the best trained weights
+    blended with the start's (``init``, same architecture):
+    ``blend * trained + (1 - blend) * start`` (:mod:`RMBG.blend`).
     """
 
     name: str = "custom"
@@ -79,6 +83,8 @@ class Preset:
     min_lr: float = 1e-7
     early_stop: int = 20
     cache: bool = True
+    # what is saved: model.keras = blend * trained + (1 - blend) * start (RMBG.blend, WiSE-FT)
+    blend: float = 1.0
 
     def __post_init__(self):
         problems = preset_problems(self)
@@ -122,6 +128,8 @@ def preset_problems(preset: Preset) -> list[str]:
         problems.append(f"composite is a probability, got {preset.composite}")
     if not 0.0 <= preset.plain_background <= 1.0:
         problems.append(f"plain_background is a probability, got {preset.plain_background}")
+    if not 0.0 <= preset.blend <= 1.0:
+        problems.append(f"blend is the trained weights' share, in [0, 1], got {preset.blend}")
     if not 0.0 <= preset.jitter < 1.0:
         problems.append(f"jitter must be in [0, 1), got {preset.jitter}")
     terms = [t for t in preset.loss.split("+") if t]
@@ -184,7 +192,8 @@ PRESETS: dict[str, Preset] = {
         description=(
             "fine-tune imported u2netp weights at 320 on random 288 crops (the inference scale), "
             "BatchNorm frozen, encoder frozen, layer-wise LAMB steps, L1 + soft IoU on the fused map, "
-            "MAE on every held-out photo every 50 steps keeping the best (the default model's recipe)"
+            "MAE on every held-out photo every 50 steps keeping the best, saved blended with the start "
+            "weights (see blend; the default model's recipe)"
         ),
         image_size=320,
         crop_size=288,
@@ -208,6 +217,7 @@ PRESETS: dict[str, Preset] = {
         val_limit=None,
         lr_patience=3,
         early_stop=6,
+        blend=0.6,
     ),
     "full": Preset(
         name="full",
@@ -224,6 +234,7 @@ PRESETS: dict[str, Preset] = {
 #: Only what differs from ``finetune`` (BatchNorm frozen, L1 + IoU on the fused map, every
 #: held-out photo checked, are kept from it).
 _REFINE_FINETUNE = dict(
+    blend=1.0,  # the start is the plain base, another network: nothing to blend with
     freeze=(),
     optimizer="adam",
     lr=1e-3,
@@ -266,6 +277,7 @@ SLIDERS: dict[str, tuple[float, float, float]] = {
     "split": (0.0, 0.5, 0.05),
     "composite": (0.0, 1.0, 0.05),
     "plain_background": (0.0, 1.0, 0.05),
+    "blend": (0.0, 1.0, 0.05),
     "jitter": (0.0, 0.5, 0.05),
 }
 

@@ -6,7 +6,9 @@ loss of :mod:`RMBG.losses` and writes everything under its ``out`` folder:
 
 - ``model.keras``: the model to use (best validation MAE seen, checked every
   ``val_every_steps`` steps and at each epoch end, the starting weights
-  included), saved at ``image_size`` with its :class:`ModelInfo`;
+  included), saved at ``image_size`` with its :class:`ModelInfo`; with a
+  preset ``blend`` below 1 it is those weights blended with the start's
+  (:mod:`RMBG.blend`) and ``tuned.keras`` keeps them unblended;
   ``last.keras``: the weights at the end;
 - ``log.csv`` (one row per epoch, appended across resumes, no duplicates),
   ``val_steps.csv`` (every validation check), ``data_report.txt`` (pairs,
@@ -46,6 +48,7 @@ RUN_FILES = (
     "best.json",
     "best.keras",
     "model.keras",
+    "tuned.keras",
     "last.keras",
     "checkpoint.weights.h5",
     "summary.json",
@@ -113,6 +116,7 @@ class FitResult:
     start_val_mae: float | None
     best_val_mae: float | None
     best_step: int | None
+    blended_val_mae: float | None
     steps_per_epoch: int
     seconds_per_step: float | None
     skipped: list[tuple[str, str]]
@@ -591,6 +595,11 @@ def fit(config: TrainConfig) -> FitResult:
     init_info = read_model_info(config.init) if config.init else None
     if init_info is not None and init_info.arch not in {config.arch, base_arch(config.arch)}:
         raise ValueError(f"{config.init} holds a {init_info.arch} model, not {config.arch}")
+    if preset.blend < 1.0 and (init_info is None or init_info.arch != config.arch):
+        raise ValueError(
+            f"blend {preset.blend} mixes the trained weights with the start's: it needs --init, "
+            f"a saved {config.arch} model (use --blend 1 to save the trained weights as they are)"
+        )
     info = run_info(config, init_info)
     kwargs = build_kwargs_of(info, config.build_kwargs)
 
@@ -716,10 +725,23 @@ def fit(config: TrainConfig) -> FitResult:
     save(eval_model, last_path)
     model_path = work / "model.keras"
     best = validator.best if validator is not None else {}
-    if (work / "best.keras").is_file():
-        shutil.copyfile(work / "best.keras", model_path)
+    chosen = work / "best.keras" if (work / "best.keras").is_file() else last_path
+    blended_mae = None
+    if preset.blend < 1.0:
+        from RMBG.blend import blend_weights, blended_info
+        from RMBG.model import load_model
+
+        tuned_path = work / "tuned.keras"
+        shutil.copyfile(chosen, tuned_path)
+        eval_model.set_weights(
+            blend_weights(load_model(config.init).get_weights(), load_model(tuned_path).get_weights(), preset.blend)
+        )
+        save_model(eval_model, model_path, blended_info(info, Path(config.init).name, preset.blend), overwrite=True)
+        if validator is not None:
+            blended_mae = evaluate_model(validator.view, val_ds, loss, channel, info.output_norm)["val_mae"]
+            print(f"  [val, blend {preset.blend:g} with the start] mae {blended_mae:.4f}", flush=True)
     else:
-        shutil.copyfile(last_path, model_path)
+        shutil.copyfile(chosen, model_path)
     result = FitResult(
         out=work,
         model_path=model_path,
@@ -728,6 +750,7 @@ def fit(config: TrainConfig) -> FitResult:
         start_val_mae=best.get("start_mae"),
         best_val_mae=best.get("best_mae"),
         best_step=best.get("best_step"),
+        blended_val_mae=blended_mae,
         steps_per_epoch=steps,
         seconds_per_step=timer.seconds_per_step,
         skipped=list(report.skipped),
@@ -740,6 +763,7 @@ def fit(config: TrainConfig) -> FitResult:
         "start_val_mae": result.start_val_mae,
         "best_val_mae": result.best_val_mae,
         "best_step": result.best_step,
+        "blended_val_mae": result.blended_val_mae,
         "steps_per_epoch": steps,
         "seconds_per_step": result.seconds_per_step,
         "history": result.history,
@@ -894,6 +918,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"validation MAE: start {result.start_val_mae:.4f}, best {result.best_val_mae:.4f} "
             f"(step {result.best_step})"
+            + (f"; blended with the start {result.blended_val_mae:.4f}" if result.blended_val_mae is not None else "")
         )
     if result.seconds_per_step is not None:
         print(f"seconds per step: {result.seconds_per_step:.3f}")

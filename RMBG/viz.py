@@ -922,7 +922,7 @@ def _wide(width: str = "460px") -> dict:
 
 #: Preset fields shown by :func:`preset_table`.
 PRESET_COLUMNS = ("image_size", "crop_size", "batch", "lr", "epochs", "split", "steps_per_epoch", "loss",
-                  "optimizer", "freeze_bn", "freeze")
+                  "optimizer", "freeze_bn", "freeze", "blend")
 
 
 def preset_table(arch: str = "u2netp", columns: Sequence[str] = PRESET_COLUMNS) -> "pd.DataFrame":

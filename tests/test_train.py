@@ -84,6 +84,10 @@ def test_presets_carry_the_original_values_and_the_fine_tune_recipe():
         presets.get_preset("sample", "u2netp", loss="bce+dice")
     with pytest.raises(ValueError, match="plain_background is a probability"):
         presets.get_preset("finetune", "u2netp", plain_background=1.5)
+    with pytest.raises(ValueError, match=r"blend is the trained weights' share, in \[0, 1\], got 1.5"):
+        presets.get_preset("finetune", "u2netp", blend=1.5)
+    # the refine archs start from another network (their plain base): nothing to blend with
+    assert presets.get_preset("finetune", "u2netp_refine").blend == 1.0
 
 
 def test_cli_overrides_every_kind_of_field(tmp_path):
@@ -226,16 +230,31 @@ def tiny_fine_tune(tmp_path: Path, shared_data: Path, peer_onnx: Path, arch: str
     return source, root, config
 
 
-def test_fine_tune_from_imported_weights_never_ships_a_worse_model(tmp_path, shared_data, peer_onnx):
+def held_out_mae(root: Path, info):
+    """``model -> MAE`` of its fused output on the validation half of a :func:`tiny_fine_tune` set."""
     from RMBG import data
     from RMBG.losses import DeepSupervisionLoss
-    from RMBG.model import build_model, load_model, read_model_info
     from RMBG.train import evaluate_model, training_model
 
+    report = data.scan(root, split=0.5, progress=False)
+    val = data.eval_dataset(report.val, info, 64, batch=4)
+    loss = DeepSupervisionLoss("l1", (1.0,) + (0.0,) * 6)
+
+    def val_mae(model):
+        return evaluate_model(training_model(model), val, loss, 0, info.output_norm)["val_mae"]
+
+    return val_mae
+
+
+def test_fine_tune_from_imported_weights_never_ships_a_worse_model(tmp_path, shared_data, peer_onnx):
+    from RMBG.model import build_model, load_model, read_model_info
+
+    # blend=1: model.keras is the best checkpoint itself (the blend has its own test below)
     source, root, config = tiny_fine_tune(
-        tmp_path, shared_data, peer_onnx, "u2netp", "ft", steps_per_epoch=4, val_every_steps=2
+        tmp_path, shared_data, peer_onnx, "u2netp", "ft", steps_per_epoch=4, val_every_steps=2, blend=1.0
     )
     result = fit(config)
+    assert result.blended_val_mae is None and not (tmp_path / "ft" / "tuned.keras").exists()
 
     # preprocessing of the imported file is kept; the saved model infers at image_size
     info = read_model_info(result.model_path)
@@ -254,13 +273,7 @@ def test_fine_tune_from_imported_weights_never_ships_a_worse_model(tmp_path, sha
     assert [int(c["step"]) for c in checks] == [0, 2, 4]
     assert result.best_val_mae <= result.start_val_mae
 
-    report = data.scan(root, split=0.5, progress=False)
-    val = data.eval_dataset(report.val, info, 64, batch=4)
-    loss = DeepSupervisionLoss("l1", (1.0,) + (0.0,) * 6)
-
-    def val_mae(model):
-        return evaluate_model(training_model(model), val, loss, 0, info.output_norm)["val_mae"]
-
+    val_mae = held_out_mae(root, info)
     start_model = build_model("u2netp", 64)
     start_weights = load_model(source).get_weights()
     start_model.set_weights(start_weights)
@@ -280,6 +293,43 @@ def test_fine_tune_from_imported_weights_never_ships_a_worse_model(tmp_path, sha
     assert encoder and batchnorm and decoder
     assert all(np.array_equal(before[k], after[k]) for k in encoder + batchnorm)
     assert any(not np.array_equal(before[k], after[k]) for k in decoder)
+
+
+def test_fine_tune_saves_the_best_weights_blended_with_the_start(tmp_path, shared_data, peer_onnx):
+    """The finetune preset's ``blend``: model.keras = share * best + (1 - share) * start, scored."""
+    from RMBG.model import load_model, read_model_info
+
+    share = presets.get_preset("finetune", "u2netp").blend
+    assert 0.0 < share < 1.0
+    source, root, config = tiny_fine_tune(
+        tmp_path, shared_data, peer_onnx, "u2netp", "blend", steps_per_epoch=3, val_every_steps=3, lr=1e-3
+    )
+    result = fit(config)
+    tuned_path = tmp_path / "blend" / "tuned.keras"
+    start, tuned, shipped = (load_model(p) for p in (source, tuned_path, result.model_path))
+    moved = 0
+    for a, b, m in zip(start.get_weights(), tuned.get_weights(), shipped.get_weights()):
+        np.testing.assert_allclose(m, (1 - share) * a + share * b, rtol=1e-6, atol=1e-6)
+        moved += not np.array_equal(a, b)
+    assert moved > 0, "the run trained nothing: the blend check would be empty"
+    info = read_model_info(result.model_path)
+    assert info.config["blend"] == {"start": source.name, "share": share}
+    assert info.config["preset"] == "finetune" and info.input_size == 64
+
+    # the reported scores are those of the files
+    val_mae = held_out_mae(root, info)
+    assert val_mae(tuned) == pytest.approx(result.best_val_mae, abs=1e-5)
+    assert val_mae(shipped) == pytest.approx(result.blended_val_mae, abs=1e-5)
+    summary = json.loads((tmp_path / "blend" / "summary.json").read_text())
+    assert summary["blended_val_mae"] == pytest.approx(result.blended_val_mae)
+
+
+def test_blend_without_start_weights_is_refused_before_training(tmp_path, shared_data):
+    root = link_pairs(shared_pairs(shared_data / "ecssd", 4), tmp_path / "data")
+    config = TrainConfig.from_preset("sample", "u2netp", root, tmp_path / "run", verbose=0, blend=0.5)
+    with pytest.raises(ValueError, match="blend 0.5 mixes the trained weights with the start's: it needs --init"):
+        fit(config)
+    assert not (tmp_path / "run" / "log.csv").exists()
 
 
 def test_refine_fine_tune_trains_only_the_head_and_keeps_the_base_exact(tmp_path, shared_data, peer_onnx):

@@ -331,6 +331,8 @@ def test_preset_table_lists_every_preset_for_the_arch():
     table = viz.preset_table("u2netp")
     assert list(table.index) == ["sample", "finetune", "full"]
     assert table.loc["full", "image_size"] == 320 and viz.preset_table("seed").loc["full", "image_size"] == 512
+    # the finetune recipe saves its weights blended with the start; the others save them as trained
+    assert 0 < table.loc["finetune", "blend"] < 1 and table.loc["sample", "blend"] == 1.0
 
 
 # ---------------------------------------------------------------------------
