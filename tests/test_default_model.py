@@ -17,6 +17,7 @@ from RMBG.constants import DEFAULT_MODEL_PATH, MODELS_DIR
 from RMBG.imageio import read_image, read_mask
 from RMBG.metrics import resize_to
 from RMBG.model import read_model_info
+from RMBG.presets import get_preset
 
 VAL_LIST = MODELS_DIR / "rmbg-default-val.txt"
 PER_CATEGORY = 10
@@ -56,8 +57,10 @@ def test_the_file_records_its_architecture_and_preprocessing():
     np.testing.assert_allclose(info.std, (0.229, 0.224, 0.225))
     assert info.input_scale == "max"
     assert info.output_index == 0 and info.output_norm == "minmax"
-    # fine-tuned from the imported weights, not the imported file itself
+    # fine-tuned from the imported weights, not the imported file itself, and blended back
+    # with them as the finetune preset says
     assert info.config["preset"] == "finetune" and info.config["init"] == "u2netp-imported.keras"
+    assert info.config["blend"] == {"start": "u2netp-imported.keras", "share": get_preset("finetune", "u2netp").blend}
     assert DEFAULT_MODEL_PATH.stat().st_size < 10 * 1024 * 1024
 
 
@@ -102,3 +105,24 @@ def test_held_out_error_is_low_and_below_the_peer(held_out_errors):
     assert ours.mean() < MAX_MAE
     # The fine-tune must beat the weights it started from (a swapped-in peer would tie).
     assert ours.mean() < 0.95 * peer.mean(), f"ours {ours.mean():.4f}, peer {peer.mean():.4f}"
+
+
+def test_the_lion_keeps_its_black_backdrop_as_clean_as_the_peer_does(shared_data, peer_onnx):
+    """What u2netp knew: the black gap between the lion's tail and hind leg stays background.
+
+    ``seed_test/images/1.png`` is a lion cut out on black, so its backdrop is known
+    (:func:`RMBG.backdrop.flat_backdrop`). Unblended decoder fine-tunes half-filled that gap
+    (1128 backdrop pixels over 0.5 against the peer's 398); the shipped blend must not leak more
+    than the peer, by count or by mean alpha.
+    """
+    from RMBG.backdrop import backdrop_leak, flat_backdrop
+    from RMBG.runtime import load_segmenter
+
+    image = read_image(shared_data / "seed_test" / "images" / "1.png")
+    backdrop = flat_backdrop(image)
+    assert backdrop is not None
+    ours = backdrop_leak(load_segmenter(DEFAULT_MODEL_PATH, runtime="tflite").predict_one(image), backdrop)
+    peer = backdrop_leak(load_segmenter(peer_onnx, peer=True).predict_one(image), backdrop)
+    assert peer.pixels_over_half > 100  # the peer leaks a little too: the comparison is not empty
+    assert ours.pixels_over_half <= peer.pixels_over_half, (ours, peer)
+    assert ours.mean_alpha <= peer.mean_alpha, (ours, peer)
