@@ -612,6 +612,8 @@ def fit(config: TrainConfig) -> FitResult:
             base = build_model(config.arch, preset.train_size, **kwargs)
             if config.init:
                 load_init_weights(base, config.init)
+            # kept for the blend at the end (a resumed run restores its backup only in fit)
+            start_weights = base.get_weights() if preset.blend < 1.0 else None
             n_bn = freeze_batchnorm(base) if preset.freeze_bn else 0
             frozen = freeze_layers(base, preset.freeze) if preset.freeze else []
             view = training_model(base)
@@ -733,9 +735,7 @@ def fit(config: TrainConfig) -> FitResult:
 
         tuned_path = work / "tuned.keras"
         shutil.copyfile(chosen, tuned_path)
-        eval_model.set_weights(
-            blend_weights(load_model(config.init).get_weights(), load_model(tuned_path).get_weights(), preset.blend)
-        )
+        eval_model.set_weights(blend_weights(start_weights, load_model(tuned_path).get_weights(), preset.blend))
         save_model(eval_model, model_path, blended_info(info, Path(config.init).name, preset.blend), overwrite=True)
         if validator is not None:
             blended_mae = evaluate_model(validator.view, val_ds, loss, channel, info.output_norm)["val_mae"]
