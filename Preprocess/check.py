@@ -266,19 +266,24 @@ def check_index(root: Path, pairs: list[tuple[Path, Path]]) -> list[Finding]:
     A row naming an image or mask that does not exist is an error; a pair
     on disk that no row names is a warning (training would not see it).
     """
-    path = root / "index.csv"
-    if not path.is_file():
+    import csv
+
+    from RMBG.data import INDEX_NAME, read_index
+
+    if not (root / INDEX_NAME).is_file():
         return []
     try:
-        index = pd.read_csv(path, keep_default_na=False, dtype=str)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        return [Finding("index.csv", "index unreadable", str(exc))]
-    if not {"Image Path", "Mask Path"} <= set(index.columns):
-        return [Finding("index.csv", "index unreadable", "no 'Image Path' and 'Mask Path' columns")]
+        columns, rows = read_index(root)
+    except (OSError, ValueError, csv.Error) as exc:
+        return [Finding(INDEX_NAME, "index unreadable", str(exc))]
+    if not {"Image Path", "Mask Path"} <= set(columns):
+        return [Finding(INDEX_NAME, "index unreadable", "no 'Image Path' and 'Mask Path' columns")]
+    if any(None in row for row in rows):
+        return [Finding(INDEX_NAME, "index unreadable", "a row has more cells than the header")]
     findings, listed = [], set()
-    for number, row in enumerate(index.itertuples(index=False), start=2):
+    for number, row in enumerate(rows, start=2):
         for column in ("Image Path", "Mask Path"):
-            value = row[index.columns.get_loc(column)]
+            value = row.get(column) or ""
             target = root / value if value else None
             if target is None or not target.is_file():
                 findings.append(Finding("index.csv", "index row without file", f"line {number}: {column} {value!r}"))
@@ -444,9 +449,11 @@ def fix_dataset(report: CheckReport, out: str | os.PathLike) -> FixResult:
         )
         result.copied += 1
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-    source_index = root / "index.csv"
-    if source_index.is_file():
-        old = pd.read_csv(source_index, keep_default_na=False)
+    if (root / "index.csv").is_file():
+        from RMBG.data import read_index
+
+        columns, old_rows = read_index(root)
+        old = pd.DataFrame(old_rows, columns=columns).fillna("")
         if "Image Name" in old:
             extra = [c for c in old.columns if c not in INDEX_COLUMNS]
             if extra:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageOps
 
+from RMBG.constants import ASPECT_TOLERANCE
 from RMBG.imageio import mask_from_pil
-
-#: Two sizes share an aspect ratio when their width/height ratios differ by at most this.
-ASPECT_TOLERANCE = 0.01
 
 #: PIL modes that hold one channel of integers (where 0/1 label masks can hide).
 _INTEGER_GREY_MODES = {"L", "I", "I;16", "I;16B", "I;16L", "I;16N"}

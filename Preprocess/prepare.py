@@ -153,11 +153,14 @@ def write_pair(sample: Sample, image_out: Path, mask_out: Path, size: int | None
 
 
 def read_index(out: Path) -> pd.DataFrame:
-    """The existing ``index.csv`` of a prepared folder (empty with the columns when absent)."""
-    path = Path(out) / INDEX_NAME
-    if not path.is_file():
+    """The existing ``index.csv`` of a prepared folder as a table of strings (empty with the
+    columns when absent), read by the project's one index reader, :func:`RMBG.data.read_index`."""
+    from RMBG.data import read_index as read_index_rows
+
+    if not (Path(out) / INDEX_NAME).is_file():
         return pd.DataFrame(columns=PREPARED_COLUMNS)
-    return pd.read_csv(path, dtype={"split": "string"}, keep_default_na=False)
+    columns, rows = read_index_rows(out)
+    return pd.DataFrame(rows, columns=columns, dtype="string").fillna("")
 
 
 def next_counts(out: Path, index: pd.DataFrame) -> dict[str, int]:

@@ -335,7 +335,10 @@ def category_counts(source: str | os.PathLike | pd.DataFrame) -> pd.Series:
     else:
         path = Path(source)
         if path.is_file() and path.suffix.lower() == ".csv":
-            return category_counts(pd.read_csv(path))
+            from RMBG.data import read_index
+
+            columns, rows = read_index(path)
+            return category_counts(pd.DataFrame(rows, columns=columns))
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: neither a folder of images nor an index CSV")
         categories = pd.Series([category_of(p.name) for p in list_images(path)], dtype=object)

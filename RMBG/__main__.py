@@ -13,7 +13,7 @@ import sys
 COMMANDS = {
     "import-weights": ("RMBG.weights", "import rembg's u2net/u2netp ONNX weights into a .keras model"),
     "train": ("RMBG.train", "train or fine-tune a model with a preset"),
-    "blend": ("RMBG.blend", "blend a fine-tuned model's weights with its start's (WiSE-FT)"),
+    "blend": ("RMBG.weight_blend", "blend a fine-tuned model's weights with its start's (WiSE-FT)"),
     "evaluate": ("RMBG.evaluate", "score models and peers on a prepared dataset"),
     "bench": ("RMBG.bench", "time our model against a peer, end to end"),
     "remove": ("RMBG.predict", "remove backgrounds from images, folders or globs"),

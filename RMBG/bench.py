@@ -31,7 +31,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from RMBG.imageio import ImageReadError, list_images, read_image
-from RMBG.runtime import KERAS_RUNTIMES, Segmenter, load_segmenter
+from RMBG.removal import Remover
+from RMBG.runtime import DEFAULT_RUNTIME, KERAS_RUNTIMES, Segmenter, load_segmenter
 
 MIB = 1024 * 1024
 
@@ -113,9 +114,9 @@ def _photos(data: Path, n: int) -> list[Path]:
 
 
 def _run_end_to_end(segmenter: Segmenter, paths: list[Path], batch_size: int) -> list[np.ndarray]:
-    """Decode ``paths`` and predict full-size masks: the timed unit of work."""
+    """Decode ``paths`` and predict full-size masks through the removal pipeline: the timed unit of work."""
     images = [read_image(path) for path in paths]
-    masks = segmenter.predict(images, batch_size=batch_size)
+    masks = Remover(segmenter, batch_size=batch_size).alphas(images)
     for image, mask, path in zip(images, masks, paths):
         if mask.shape != image.shape[:2]:
             raise RuntimeError(f"{path}: {segmenter.name} returned a {mask.shape} mask for a "
@@ -129,17 +130,14 @@ def bench(
     """Measure ``model`` (ours) against ``peer`` (an ONNX U-2-Net) on up to ``n`` photos of ``data``.
 
     ``runtime`` says how a ``.keras`` model runs (see :data:`RMBG.runtime.KERAS_RUNTIMES`);
-    by default the way ``remove`` serves it (:data:`RMBG.predict.DEFAULT_RUNTIME`).
+    by default the way ``remove`` serves it (:data:`RMBG.runtime.DEFAULT_RUNTIME`).
     Returns a dict with per-model ``seconds_per_image`` (mean and median latency),
     ``images_per_second`` (batched), ``peak_rss_mib`` and ``load_rss_mib``, plus
     the ratios ours/peer. Unreadable photos are left out with a message.
     """
     if n < 1 or batch_size < 1:
         raise ValueError(f"n and batch size must be at least 1 (got n={n}, batch size={batch_size})")
-    if runtime is None:
-        from RMBG.predict import DEFAULT_RUNTIME
-
-        runtime = DEFAULT_RUNTIME
+    runtime = DEFAULT_RUNTIME if runtime is None else runtime
     paths = []
     for path in _photos(Path(data), n):
         try:

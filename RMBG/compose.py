@@ -73,7 +73,7 @@ def _strips(height: int, width: int):
         yield slice(top, min(height, top + step))
 
 
-def blend(foreground: np.ndarray, background, alpha: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def alpha_over(foreground: np.ndarray, background, alpha: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``foreground * alpha + background * (1 - alpha)`` as uint8, strip by strip.
 
     ``background`` is an ``HxWx3`` uint8 array, one RGB colour, or a function
@@ -189,17 +189,17 @@ def compose(
         rgba[..., 3] = alpha8
         return Image.fromarray(rgba, mode="RGBA")
     if mode == "color":
-        return Image.fromarray(blend(image, parse_color(bg_color), alpha8))
+        return Image.fromarray(alpha_over(image, parse_color(bg_color), alpha8))
     if mode == "image":
         if bg_image is None:
             raise ValueError("mode 'image' needs a background picture (bg_image / --bg-image)")
         background = cover_resize(load_background(bg_image), height, width)
-        return Image.fromarray(blend(image, background, alpha8))
+        return Image.fromarray(alpha_over(image, background, alpha8))
     if mode == "blur":
-        return Image.fromarray(blend(image, blurred_background(image, alpha8, blur_sigma), alpha8))
+        return Image.fromarray(alpha_over(image, blurred_background(image, alpha8, blur_sigma), alpha8))
     # side-by-side: input | grey line | cut-out on a checkerboard (the original's picture)
     canvas = np.full((height, 2 * width + SEPARATOR_WIDTH, 3), SEPARATOR_GREY, np.uint8)
     canvas[:, :width] = image
     cell = checker_cell(height, width)
-    blend(image, lambda rows: checkerboard_rows(rows, width, cell), alpha8, out=canvas[:, width + SEPARATOR_WIDTH :])
+    alpha_over(image, lambda rows: checkerboard_rows(rows, width, cell), alpha8, out=canvas[:, width + SEPARATOR_WIDTH :])
     return Image.fromarray(canvas)

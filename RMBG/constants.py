@@ -36,6 +36,10 @@ SEED = 42
 #: Largest image (in pixels) we agree to decode; PIL's own bomb check sits below it.
 MAX_IMAGE_PIXELS = 16_000 * 16_000
 
+#: Two sizes share an aspect ratio when their width/height ratios differ by at most
+#: this (relative); a mask beyond it probably belongs to another photo.
+ASPECT_TOLERANCE = 0.01
+
 
 def shared_dir() -> Path | None:
     """The read-only ``shared/`` folder beside the project, or ``None``.

@@ -34,7 +34,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from RMBG.constants import SEED
+from RMBG.constants import ASPECT_TOLERANCE, SEED
 from RMBG.imageio import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -53,8 +53,6 @@ INDEX_NAME = "index.csv"
 NATIVE_IMAGE = {"JPEG": {"RGB", "L"}, "PNG": {"RGB", "RGBA", "L", "P"}, "BMP": {"RGB"}}
 #: Mask formats/modes TensorFlow decodes exactly as :mod:`RMBG.imageio` does.
 NATIVE_MASK = {"PNG": {"L"}, "JPEG": {"L"}, "BMP": {"L"}}
-#: Pairs whose image and mask aspect ratios differ by more than this are noted.
-ASPECT_TOLERANCE = 0.01
 #: Never cache more than this many bytes of decoded data in memory.
 CACHE_MAX_BYTES = 4 << 30
 #: Fraction of the memory available at start that the cache may take.
@@ -133,6 +131,22 @@ def _find_mask(masks_dir: Path, stem: str) -> Path | None:
     return None
 
 
+def read_index(root: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
+    """``(columns, rows)`` of a dataset folder's ``index.csv`` (or of the CSV file ``root``), every cell a string.
+
+    The one reader of the index (training, :func:`list_pairs`, and
+    ``RMBG.evaluate --split``). Rows are read as :class:`csv.DictReader`
+    reads them: blank lines skipped, a short row's missing cells ``None``, a
+    long row's extra cells listed under the key ``None``; a UTF-8 byte-order
+    mark is dropped. Raises FileNotFoundError when the folder has no index.
+    """
+    path = Path(root)
+    with open(path if path.suffix.lower() == ".csv" else path / INDEX_NAME, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
 def list_pairs(root: str | os.PathLike) -> tuple[list[Pair], list[tuple[str, str]]]:
     """``(pairs, skipped)`` of a dataset folder, in a stable order, before any file check.
 
@@ -147,8 +161,7 @@ def list_pairs(root: str | os.PathLike) -> tuple[list[Pair], list[tuple[str, str
     skipped: list[tuple[str, str]] = []
     index = root / INDEX_NAME
     if index.is_file():
-        with open(index, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+        _columns, rows = read_index(root)
         missing = {"Image Path", "Mask Path"} - set(rows[0] if rows else {"Image Path", "Mask Path"})
         if missing:
             raise ValueError(f"{index}: missing column(s) {', '.join(sorted(missing))}")

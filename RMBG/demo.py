@@ -16,10 +16,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from RMBG.compose import MODES, PNG_MODES, compose
+from RMBG.compose import MODES, PNG_MODES
 from RMBG.constants import OUTPUT_DIR, SAMPLES_DIR
 from RMBG.imageio import ImageReadError, read_image, save_image
-from RMBG.runtime import KERAS_RUNTIMES
+from RMBG.runtime import DEFAULT_RUNTIME, KERAS_RUNTIMES
 
 #: Photos with a clear subject that scikit-image's wheel ships in ``skimage/data``.
 SKIMAGE_SAMPLES = ("astronaut.png", "coffee.png", "chelsea.png", "motorcycle_left.png")
@@ -83,10 +83,9 @@ def write_samples(folder: Path = SAMPLES_DIR) -> list[Path]:
     return written
 
 
-def run_demo(model=None, out: Path = DEMO_OUT, samples: Path = SAMPLES_DIR, runtime: str = "tflite") -> dict[str, list[Path]]:
+def run_demo(model=None, out: Path = DEMO_OUT, samples: Path = SAMPLES_DIR, runtime: str = DEFAULT_RUNTIME) -> dict[str, list[Path]]:
     """Write every mode for every sample photo; ``{mode: [output paths]}``."""
-    from RMBG.predict import finish_mask
-    from RMBG.runtime import load_segmenter
+    from RMBG.removal import Remover
 
     photos = write_samples(samples)
     if not photos:
@@ -94,7 +93,7 @@ def run_demo(model=None, out: Path = DEMO_OUT, samples: Path = SAMPLES_DIR, runt
     background = background_source()
     modes = [m for m in MODES if m != "image" or background is not None]
     bg_image = read_image(background) if background is not None else None
-    segmenter = load_segmenter(model, runtime=runtime)
+    remover = Remover(model, runtime=runtime)
     written: dict[str, list[Path]] = {mode: [] for mode in modes}
     for photo in tqdm(photos, desc="demo", unit="img"):
         try:
@@ -102,11 +101,11 @@ def run_demo(model=None, out: Path = DEMO_OUT, samples: Path = SAMPLES_DIR, runt
         except ImageReadError as exc:
             print(f"skipping {exc}", file=sys.stderr)
             continue
-        alpha = finish_mask(image, segmenter.predict_small([image])[0])
+        alpha = remover.alpha(image)
         for mode in modes:
             suffix = ".png" if mode in PNG_MODES else photo.suffix
             target = out / mode / (photo.stem + suffix)
-            picture = compose(image, alpha, mode, bg_color=DEMO_BG_COLOR, bg_image=bg_image)
+            picture = remover.compose(image, alpha, mode, bg_color=DEMO_BG_COLOR, bg_image=bg_image)
             save_image(picture, target, overwrite=True, **({"quality": 95} if suffix == ".jpg" else {}))
             written[mode].append(target)
     return written
@@ -117,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model file (default: the shipped model)")
     parser.add_argument("--out", type=Path, default=DEMO_OUT, help=f"output folder (default {DEMO_OUT})")
     parser.add_argument("--samples", type=Path, default=SAMPLES_DIR, help=f"where the photos go (default {SAMPLES_DIR})")
-    parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default="tflite", help="how .keras models run")
+    parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=DEFAULT_RUNTIME, help="how .keras models run")
     args = parser.parse_args(argv)
     print("removing backgrounds (the first run converts the model to a faster TFLite copy, about 20 s)")
     try:

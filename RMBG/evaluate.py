@@ -50,6 +50,8 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 from tqdm.auto import tqdm
 
+from RMBG.constants import ASPECT_TOLERANCE
+from RMBG.data import INDEX_NAME, read_index
 from RMBG.imageio import (
     ImageReadError,
     category_of,
@@ -58,15 +60,13 @@ from RMBG.imageio import (
     read_mask,
     write_atomic,
 )
-from RMBG.metrics import METRIC_KEYS, ImageScores, format_table, pr_curve, score_image, summarize_by
+from RMBG.metrics import METRIC_KEYS, ImageScores, format_table, score_image, summarize_by
 from RMBG.runtime import Segmenter, file_digest, load_segmenter
 
 #: Column names that may hold the file name in a prepared dataset's ``index.csv``.
 #: Matched after lower-casing and turning spaces into underscores, so the
 #: ``Image Name`` / ``Image Path`` columns that ``Preprocess`` writes are found.
 INDEX_NAME_COLUMNS = ("image_name", "image", "image_path", "path", "file", "filename", "name", "stem")
-#: Relative aspect-ratio difference above which a mask probably belongs to another photo.
-ASPECT_TOLERANCE = 0.01
 REPORT_KEYS = METRIC_KEYS + ("seconds_per_image",)
 #: The CLI prints this many warnings; run.json keeps them all.
 MAX_PRINTED_WARNINGS = 10
@@ -101,26 +101,29 @@ def _warn(problems: list[str], message: str) -> None:
 
 
 def _split_names(data_dir: Path, split: str) -> set[str]:
-    """Stems of the files whose ``index.csv`` row has ``split == split``."""
-    import pandas as pd
+    """Stems of the files whose ``index.csv`` row has ``split == split`` (read by :func:`RMBG.data.read_index`)."""
+    import csv
 
-    index = data_dir / "index.csv"
+    index = data_dir / INDEX_NAME
     if not index.is_file():
         raise EvaluationError(f"{index}: not found, so --split {split!r} cannot be applied")
     try:
-        table = pd.read_csv(index)
-    except (OSError, ValueError) as exc:
+        columns, rows = read_index(data_dir)
+    except (OSError, ValueError, csv.Error) as exc:
         raise EvaluationError(f"{index}: unreadable CSV ({exc})") from None
-    if "split" not in table.columns:
-        raise EvaluationError(f"{index}: has no 'split' column (columns: {', '.join(table.columns)})")
-    table.columns = [str(c).strip().lower().replace(" ", "_") for c in table.columns]
-    column = next((c for c in INDEX_NAME_COLUMNS if c in table.columns), None)
+    if not columns or any(None in row for row in rows):
+        raise EvaluationError(f"{index}: unreadable CSV (no header, or a row with more cells than the header)")
+    if "split" not in columns:
+        raise EvaluationError(f"{index}: has no 'split' column (columns: {', '.join(columns)})")
+    normalized: dict[str, str] = {}
+    for original in columns:
+        normalized.setdefault(str(original).strip().lower().replace(" ", "_"), original)
+    column = next((normalized[c] for c in INDEX_NAME_COLUMNS if c in normalized), None)
     if column is None:
         raise EvaluationError(
             f"{index}: no file-name column (expected one of {', '.join(INDEX_NAME_COLUMNS)})"
         )
-    rows = table[table["split"].astype(str).str.strip() == split]
-    return {Path(str(value)).stem for value in rows[column]}
+    return {Path(row[column] or "").stem for row in rows if (row["split"] or "").strip() == split}
 
 
 def find_samples(
@@ -296,62 +299,8 @@ def _summaries(entry: Entry, categories: list[str]) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# Figures and files
+# Figures (drawn by RMBG.viz.report_figures) and files
 # ---------------------------------------------------------------------------
-def _save_figure(fig, path: Path) -> None:
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"),
-                 overwrite=True)
-
-
-def plot_pr_curves(entries: Sequence[Entry], max_f: dict[str, float], path: Path) -> None:
-    """One precision-recall curve per model (means over images at 256 thresholds)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5.5, 5))
-    ax = fig.add_subplot()
-    for entry in entries:
-        precision, recall = pr_curve(entry.scores)
-        ax.plot(recall, precision, label=f"{entry.name} ({entry.kind}), max-F {max_f[entry.name]:.3f}")
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.01), ylim=(0, 1.01),
-           title="Precision-recall, mean over images")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
-    _save_figure(fig, path)
-
-
-def _thumbnail(array: np.ndarray, height: int = 200) -> np.ndarray:
-    h, w = array.shape[:2]
-    scale = height / h
-    size = (max(1, round(w * scale)), height)
-    if array.ndim == 2:
-        img = Image.fromarray(array if array.dtype == np.uint8 else to_uint8(array), mode="L")
-    else:
-        img = Image.fromarray(array)
-    return np.asarray(img.resize(size, Image.BILINEAR))
-
-
-def plot_gallery(rows: list[dict], names: list[str], path: Path) -> None:
-    """Rows of image | ground truth | each model's mask, titled with each model's MAE.
-
-    ``rows`` items: ``{"title", "image", "gt", "masks": [...], "maes": [...]}``.
-    """
-    from matplotlib.figure import Figure
-
-    cols = 2 + len(names)
-    fig = Figure(figsize=(2.4 * cols, 2.0 * len(rows) + 0.4), layout="constrained")
-    axes = fig.subplots(len(rows), cols, squeeze=False)
-    for r, row in enumerate(rows):
-        cells = [(row["image"], row["title"]), (row["gt"], "ground truth")]
-        cells += [(m, f"{n}\nMAE {e:.3f}") for m, n, e in zip(row["masks"], names, row["maes"])]
-        for c, (array, title) in enumerate(cells):
-            ax = axes[r][c]
-            ax.imshow(_thumbnail(array), cmap="gray", vmin=0, vmax=255)
-            ax.set_title(title, fontsize=8)
-            ax.axis("off")
-    fig.suptitle("worst (top) and best (bottom) photos by MAE of " + names[0], fontsize=10)
-    _save_figure(fig, path)
-
-
 def _gallery_rows(entries: list[Entry], samples: list[Sample], digests: list[str], size: int) -> list[dict]:
     """The ``size`` worst then ``size`` best photos by the first entry's MAE."""
     maes = np.array([s.mae for s in entries[0].scores])
@@ -450,6 +399,8 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(out_dir / "report.json", report)
     _write_per_image(out_dir / "per_image.csv", entries, scored)
+    from RMBG.viz.report_figures import plot_gallery, plot_pr_curves
+
     plot_pr_curves(entries, {n: m["summary"]["max_f"] for n, m in report["models"].items()},
                    out_dir / "pr_curve.png")
     if gallery_size > 0:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from RMBG.imageio import ImageReadError, list_images, read_image, write_atomic
-from RMBG.modelinfo import ModelInfo
+from RMBG.modelinfo import ModelInfo, embed_onnx_info, select_output, sidecar_path, write_sidecar
 
 FORMATS = ("tflite", "onnx")
 QUANTIZE = ("none", "fp16", "int8")
@@ -46,28 +46,6 @@ CALIBRATION_IMAGES = 8
 DEBUG_IMAGES = 4
 #: int8: a layer whose RMSE exceeds this many quantisation steps stays float.
 INT8_MAX_LAYER_ERROR = 1.0
-#: Key of the ModelInfo in ONNX metadata, and the suffix of the sidecar file.
-INFO_KEY = "rmbg_info"
-SIDECAR_SUFFIX = ".json"
-
-
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """Where the ModelInfo of an exported file lives: ``FILE.json`` beside it."""
-    path = Path(path)
-    return path.with_name(path.name + SIDECAR_SUFFIX)
-
-
-def read_sidecar(path: str | os.PathLike) -> ModelInfo | None:
-    """The ModelInfo beside an exported file, or ``None`` when there is none."""
-    side = sidecar_path(path)
-    if not side.is_file():
-        return None
-    try:
-        return ModelInfo.from_json(side.read_text(encoding="utf-8"))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{side}: invalid model info ({exc})") from None
-
-
 def exported_info(info: ModelInfo, source: str, fmt: str, quantize: str) -> ModelInfo:
     """The ModelInfo of an export: the same preprocessing, a single output."""
     note = f"exported from {source} to {fmt} ({quantize})"
@@ -84,8 +62,6 @@ def serving_function(model, info: ModelInfo):
 
     @tf.function(input_signature=[spec])
     def serve(image):
-        from RMBG.runtime import select_output
-
         return {"mask": select_output(model(image, training=False), info)}
 
     return serve
@@ -202,8 +178,7 @@ def onnx_bytes(model, info: ModelInfo, embed: ModelInfo | None = None) -> bytes:
     size = int(info.input_size)
     spec = (tf.TensorSpec([None, size, size, 3], tf.float32, name="image"),)
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=ONNX_OPSET)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = INFO_KEY, (embed or info).to_json()
+    embed_onnx_info(proto, embed or info)
     return proto.SerializeToString()
 
 
@@ -244,7 +219,7 @@ def export_loaded(
         new_info = exported_info(info, source, fmt, "float32")
         data = onnx_bytes(model, info, embed=new_info)
     write_atomic(out, lambda tmp: tmp.write_bytes(data), overwrite=overwrite)
-    write_atomic(sidecar_path(out), lambda tmp: tmp.write_text(new_info.to_json(), encoding="utf-8"), overwrite=overwrite)
+    write_sidecar(out, new_info, overwrite=overwrite)
     return out
 
 

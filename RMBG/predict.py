@@ -1,10 +1,11 @@
-"""Background removal for people: :func:`remove_background` and ``python -m RMBG remove``.
+"""Background removal of files: :func:`remove_background` and ``python -m RMBG remove`` over files, folders, globs.
 
 ``remove_background(image, model=None, mode="rgba", ...)`` takes a PIL
 image, a numpy array or a path and returns a PIL image. The mask is predicted
 at the model's size, upsampled to the photo's full resolution, optionally
-refined (:mod:`RMBG.refine`) and thresholded, and turned into the output mode
-(:mod:`RMBG.compose`).
+edge-refined (:mod:`RMBG.edges`) and thresholded, and turned into the output
+mode (:mod:`RMBG.compose`): the chain of :class:`RMBG.removal.Remover`, which
+this module runs over files.
 
 The command line works over files, folders (recursively) and globs::
 
@@ -27,22 +28,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from RMBG.compose import DEFAULT_BG_COLOR, MODES, PNG_MODES, alpha_to_uint8, compose, load_background, parse_color
-from RMBG.imageio import IMAGE_EXTENSIONS, ImageReadError, _to_uint8, list_images, pil_to_rgb, read_image, save_image
-from RMBG.refine import REFINE_METHODS, refine as refine_mask
-from RMBG.runtime import KERAS_RUNTIMES, Segmenter, load_segmenter, upsample_mask
+from RMBG.compose import DEFAULT_BG_COLOR, MODES, PNG_MODES, load_background
+from RMBG.edges import REFINE_METHODS
+from RMBG.imageio import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image, save_image
+from RMBG.removal import Remover, check_output, check_refine, check_threshold, finish_mask, to_rgb  # noqa: F401
+from RMBG.runtime import DEFAULT_RUNTIME, KERAS_RUNTIMES
 
-#: How ``remove`` runs ``.keras`` models: through the cached TFLite fp32 copy.
-#: Same masks as Keras (MAE 1e-6), as fast as the compiled Keras model per
-#: photo, and a start in about 1 s instead of 15 s (no TensorFlow import once
-#: cached) with a third of the memory; see :func:`RMBG.runtime.fast_segmenter`
-#: and ``scripts/bench_runtimes.py``. int8 is about 3x faster per photo but
-#: not quite as accurate, so it is opt-in (``--runtime tflite-int8``).
-DEFAULT_RUNTIME = "tflite"
 #: Photos predicted together (the masks are then finished one by one).
 DEFAULT_BATCH_SIZE = 1
 #: JPEG quality of outputs written as JPEG.
@@ -54,44 +48,6 @@ KEEP_FORMAT_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp
 # ---------------------------------------------------------------------------
 # The library call
 # ---------------------------------------------------------------------------
-def to_rgb(image) -> np.ndarray:
-    """A path, PIL image or array (grey, RGB or RGBA; any dtype) as ``HxWx3`` uint8 RGB.
-
-    Paths go through :func:`RMBG.imageio.read_image` (EXIF orientation, CMYK,
-    16-bit, palette, clear errors); RGBA keeps its colour and drops its alpha.
-    """
-    if isinstance(image, (str, os.PathLike)):
-        return read_image(image)
-    if isinstance(image, Image.Image):
-        return np.asarray(pil_to_rgb(image), dtype=np.uint8)
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.repeat(_to_uint8(array)[..., None], 3, axis=2)
-    elif array.ndim == 3 and array.shape[2] in (1, 3, 4):
-        array = _to_uint8(array)
-        array = np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array[..., :3]
-    else:
-        raise ValueError(f"image array of shape {array.shape}: expected HxW, HxWx1, HxWx3 or HxWx4")
-    if array.shape[0] < 1 or array.shape[1] < 1:
-        raise ValueError(f"image array of shape {array.shape} has no pixels")
-    return np.ascontiguousarray(array)
-
-
-def check_threshold(threshold: float | None) -> float | None:
-    if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold {threshold}: expected a value between 0 and 1")
-    return None if threshold is None else float(threshold)
-
-
-def finish_mask(image: np.ndarray, small_mask: np.ndarray, refine: str = "none", threshold: float | None = None) -> np.ndarray:
-    """The model-size mask of ``image`` as a full-size alpha: upsampled, refined, thresholded."""
-    alpha = upsample_mask(small_mask, image.shape[:2])
-    alpha = refine_mask(image, alpha, refine)
-    if threshold is not None:
-        alpha = (alpha >= threshold).astype(np.float32)
-    return alpha
-
-
 def remove_background(
     image,
     model=None,
@@ -108,26 +64,17 @@ def remove_background(
     for the shipped default; loaded models are cached and reused. ``mode`` is
     one of :data:`RMBG.compose.MODES`; ``bg_color`` is used by ``color``,
     ``bg_image`` (path, PIL image or array) by ``image``; ``refine`` is one of
-    :data:`RMBG.refine.REFINE_METHODS`; ``threshold`` in [0, 1] makes the
-    mask hard.
+    :data:`RMBG.edges.REFINE_METHODS`; ``threshold`` in [0, 1] makes the
+    mask hard. One call of :class:`RMBG.removal.Remover`.
     """
     _check_options(mode, refine, bg_color, bg_image)
-    threshold = check_threshold(threshold)
-    rgb = to_rgb(image)
-    segmenter = load_segmenter(model, runtime=runtime)
-    alpha = finish_mask(rgb, segmenter.predict_small([rgb])[0], refine, threshold)
-    return compose(rgb, alpha, mode, bg_color=bg_color, bg_image=bg_image)
+    remover = Remover(model, runtime=runtime, refine=refine, threshold=threshold)
+    return remover.remove(image, mode, bg_color=bg_color, bg_image=bg_image)
 
 
 def _check_options(mode: str, refine: str, bg_color, bg_image) -> None:
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if refine not in REFINE_METHODS:
-        raise ValueError(f"unknown refine {refine!r}; choose one of {', '.join(REFINE_METHODS)}")
-    if mode == "color":
-        parse_color(bg_color)
-    if mode == "image" and bg_image is None:
-        raise ValueError("mode 'image' needs a background picture (--bg-image PATH)")
+    check_output(mode, bg_color, bg_image)
+    check_refine(refine)
 
 
 # ---------------------------------------------------------------------------
@@ -265,20 +212,18 @@ def _reason(exc: BaseException) -> str:
 
 def run_jobs(
     jobs: list[Job],
-    segmenter: Segmenter,
+    remover: Remover,
     summary: Summary,
     mode: str = "rgba",
     bg_color=DEFAULT_BG_COLOR,
     bg_image=None,
-    refine: str = "none",
-    threshold: float | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Summary:
-    """Run ``jobs`` in batches; every failure is recorded in ``summary`` and the rest go on."""
+    """Run ``jobs`` through ``remover`` in its batches; every failure is recorded in
+    ``summary`` and the rest go on."""
     background = load_background(bg_image) if mode == "image" else None
-    batch_size = max(1, int(batch_size))
+    batch_size = remover.batch_size
     with tqdm(total=len(jobs), desc="remove", unit="img", disable=not progress) as bar:
         for start in range(0, len(jobs), batch_size):
             chunk, images = [], []
@@ -289,40 +234,18 @@ def run_jobs(
                 except (ImageReadError, OSError, MemoryError) as exc:
                     summary.failed.append((job.source, _reason(exc)))
                     bar.update(1)
-            small = _predict(segmenter, images, chunk, summary)
+            small = remover.try_small_masks(images)
             for job, image, mask in zip(chunk, images, small):
-                if mask is not None:
-                    try:
-                        alpha = alpha_to_uint8(finish_mask(image, mask, refine, threshold))
-                        picture = compose(image, alpha, mode, bg_color=bg_color, bg_image=background)
-                        del alpha
-                        _save(picture, job.target, overwrite)
-                        summary.done.append(job.target)
-                    except Exception as exc:  # one bad file must not stop the batch
-                        summary.failed.append((job.source, _reason(exc)))
+                try:
+                    if isinstance(mask, BaseException):
+                        raise mask
+                    _save(remover.picture(image, mask, mode, bg_color, background), job.target, overwrite)
+                    summary.done.append(job.target)
+                except Exception as exc:  # one bad file must not stop the batch
+                    summary.failed.append((job.source, _reason(exc)))
                 bar.update(1)
             del images, small
     return summary
-
-
-def _predict(segmenter: Segmenter, images, chunk, summary: Summary) -> list:
-    """Model-size masks for a chunk; when the batch fails, image by image."""
-    if not images:
-        return []
-    try:
-        return list(segmenter.predict_small(images, batch_size=len(images)))
-    except Exception:
-        if len(images) == 1:
-            summary.failed.append((chunk[0].source, _reason(sys.exc_info()[1])))
-            return [None]
-    masks = []
-    for job, image in zip(chunk, images):
-        try:
-            masks.append(segmenter.predict_small([image])[0])
-        except Exception as exc:
-            summary.failed.append((job.source, _reason(exc)))
-            masks.append(None)
-    return masks
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -363,14 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     jobs, summary = plan_jobs(args.inputs, args.out, args.mode, args.skip_existing, args.overwrite)
     if jobs:
         try:
-            segmenter = load_segmenter(args.model, runtime=args.runtime)
+            remover = Remover(args.model, args.runtime, args.refine, threshold, args.batch_size)
         except (ValueError, FileNotFoundError, OSError) as exc:
             print(f"remove: cannot load the model: {exc}", file=sys.stderr)
             return 2
-        run_jobs(
-            jobs, segmenter, summary, args.mode, args.bg_color, background, args.refine, threshold,
-            args.batch_size, args.overwrite, progress=not args.quiet,
-        )
+        run_jobs(jobs, remover, summary, args.mode, args.bg_color, background, args.overwrite, progress=not args.quiet)
     print(summary.report())
     if summary.done:
         print(f"outputs in {Path(args.out)}")

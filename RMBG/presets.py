@@ -1,11 +1,13 @@
 """The one table of training recipes: ``sample``, ``finetune`` and ``full``.
 
 A :class:`Preset` holds every knob of a training run that is a *recipe*
-(sizes, batch, schedule, augmentation, loss, optimizer, what is frozen), as
-opposed to where the data and outputs live. :func:`get_preset` applies the
-per-architecture overrides of :data:`ARCH_OVERRIDES`; ``RMBG.train`` turns a
-preset plus command-line overrides into a ``TrainConfig``. Notebooks read
-:data:`SLIDERS` to build their widgets.
+(sizes, batch, schedule, augmentation, loss, optimizer, what is frozen, where
+the weights start), as opposed to where the data and outputs live.
+:func:`get_preset` applies the architecture's own overrides (its
+:class:`~RMBG.archs.ArchSpec`'s ``preset_overrides``);
+:func:`RMBG.trainconfig.resolve_config` turns a preset plus overrides (CLI or
+widgets) into a validated ``TrainConfig``. Notebooks read :data:`SLIDERS` to
+build their widgets.
 
 Sizes must be multiples of 32 (five 2x poolings in every architecture, see
 ``RMBG.model.SIZE_MULTIPLE``), so the smallest valid size is 32: the
@@ -17,16 +19,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-#: Smallest input size any architecture accepts (``RMBG.model.SIZE_MULTIPLE``).
-MIN_SIZE = 32
-#: Layer-name prefixes of the six U-2-Net encoder stages (``freeze=("encoder",)`` expands to these).
-U2NET_ENCODER_PREFIXES = tuple(f"stage{i}_" for i in range(1, 7))
-#: Short names accepted in ``Preset.freeze``.
-FREEZE_ALIASES = {"encoder": U2NET_ENCODER_PREFIXES}
+from RMBG.archs import SIZE_MULTIPLE, get_spec
+
+#: Smallest input size any architecture accepts.
+MIN_SIZE = SIZE_MULTIPLE
+#: The short name accepted in ``Preset.freeze`` for the architecture's encoder
+#: (its spec's ``encoder_prefixes``).
+ENCODER_ALIAS = "encoder"
 #: Accepted values of the choice fields.
 OPTIMIZERS = ("adam", "adamw", "sgd", "lamb")
 LOSS_TERMS = ("bce", "iou", "l1")
 OUTPUT_NORMS = ("keep", "none", "minmax")
+#: Where a run's weights start when no ``init`` file is given: the architecture's
+#: pretrained file (its spec's ``pretrained``), or a fresh random initialisation.
+STARTS = ("pretrained", "random")
 
 
 @dataclass(frozen=True)
@@ -43,9 +49,13 @@ class Preset:
     ``crop_ratio=(1, 1)`` the crops keep the inference scale, as in the
     original U-2-Net recipe (resize to 320, random 288 crops).
 
+    Start: ``start="pretrained"`` begins from the architecture's pretrained
+    file when no ``init`` is given (an error when it has none);
+    ``"random"`` from a fresh model.
+
     Saving: with ``blend`` below 1 the saved model is the best trained weights
     blended with the start's (``init``, same architecture):
-    ``blend * trained + (1 - blend) * start`` (:mod:`RMBG.blend`).
+    ``blend * trained + (1 - blend) * start`` (:mod:`RMBG.weight_blend`).
     """
 
     name: str = "custom"
@@ -70,7 +80,8 @@ class Preset:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     clipnorm: float | None = None
-    # what trains
+    # where the weights start (when no init file is given) and what trains
+    start: str = "random"
     freeze_bn: bool = False
     freeze: tuple[str, ...] = ()
     output_norm: str = "keep"
@@ -83,7 +94,7 @@ class Preset:
     min_lr: float = 1e-7
     early_stop: int = 20
     cache: bool = True
-    # what is saved: model.keras = blend * trained + (1 - blend) * start (RMBG.blend, WiSE-FT)
+    # what is saved: model.keras = blend * trained + (1 - blend) * start (RMBG.weight_blend, WiSE-FT)
     blend: float = 1.0
 
     def __post_init__(self):
@@ -147,6 +158,8 @@ def preset_problems(preset: Preset) -> list[str]:
             )
     if preset.optimizer not in OPTIMIZERS:
         problems.append(f"optimizer must be one of {OPTIMIZERS}, got {preset.optimizer!r}")
+    if preset.start not in STARTS:
+        problems.append(f"start must be one of {STARTS}, got {preset.start!r}")
     if preset.output_norm not in OUTPUT_NORMS:
         problems.append(f"output_norm must be one of {OUTPUT_NORMS}, got {preset.output_norm!r}")
     for label in ("steps_per_epoch", "val_every_steps", "val_limit"):
@@ -161,15 +174,21 @@ def parse_floats(text: str) -> list[float]:
     return [float(part) for part in str(text).split(",") if part.strip()]
 
 
-def expand_freeze(prefixes) -> tuple[str, ...]:
-    """Layer-name prefixes with aliases (``"encoder"``) expanded."""
+def expand_freeze(prefixes, arch: str) -> tuple[str, ...]:
+    """Layer-name prefixes with ``"encoder"`` expanded to ``arch``'s encoder layers."""
     out: list[str] = []
     for item in prefixes or ():
-        out.extend(FREEZE_ALIASES.get(item, (item,)))
+        if item == ENCODER_ALIAS:
+            encoder = get_spec(arch).encoder_prefixes
+            if not encoder:
+                raise ValueError(f"freeze {ENCODER_ALIAS!r}: architecture {arch!r} names no encoder layers")
+            out.extend(encoder)
+        else:
+            out.append(item)
     return tuple(out)
 
 
-#: The presets, arch-independent values (see :data:`ARCH_OVERRIDES`).
+#: The presets, arch-independent values (each ArchSpec's ``preset_overrides`` adapt them).
 PRESETS: dict[str, Preset] = {
     "sample": Preset(
         name="sample",
@@ -210,8 +229,9 @@ PRESETS: dict[str, Preset] = {
         optimizer="lamb",
         weight_decay=0.0,
         clipnorm=1.0,
+        start="pretrained",
         freeze_bn=True,
-        freeze=("encoder",),
+        freeze=(ENCODER_ALIAS,),
         output_norm="keep",
         val_every_steps=50,
         val_limit=None,
@@ -228,43 +248,6 @@ PRESETS: dict[str, Preset] = {
         epochs=100,
         split=0.2,
     ),
-}
-
-#: ``finetune`` for the ``*_refine`` archs: frozen base, trained head (see RMBG.refiner).
-#: Only what differs from ``finetune`` (BatchNorm frozen, L1 + IoU on the fused map, every
-#: held-out photo checked, are kept from it).
-_REFINE_FINETUNE = dict(
-    blend=1.0,  # the start is the plain base, another network: nothing to blend with
-    freeze=(),
-    optimizer="adam",
-    lr=1e-3,
-    clipnorm=None,
-    output_norm="none",
-    jitter=0.0,
-    val_every_steps=100,
-    epochs=5,
-    early_stop=4,
-)
-
-#: (preset, arch) -> fields that differ for that architecture.
-ARCH_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
-    # U-2-Net's own recipe: Adam 1e-3, 320 px with random 288 crops, batch 12, BCE on all 7 outputs.
-    ("full", "u2net"): dict(
-        image_size=320, crop_size=288, crop_scale=(0.81, 0.81), crop_ratio=(1.0, 1.0), batch=12, lr=1e-3
-    ),
-    ("full", "u2netp"): dict(
-        image_size=320, crop_size=288, crop_scale=(0.81, 0.81), crop_ratio=(1.0, 1.0), batch=12, lr=1e-3
-    ),
-    # lr 0.01 diverges for U-2-Net's Adam; its own 1e-3 is kept for the quick sample.
-    ("sample", "u2net"): dict(lr=1e-3),
-    ("sample", "u2netp"): dict(lr=1e-3),
-    # the seed arch has no encoder stages named stageN_ and no imported weights.
-    ("finetune", "seed"): dict(freeze=(), freeze_bn=False, optimizer="adam", lr=1e-5),
-    # The refinement recipe (Data/models/README.md): the pretrained network stays
-    # frozen and only the refinement head learns (RMBG.refiner), with L1 + soft IoU on
-    # the refined output, checked on all held-out photos every 100 steps.
-    ("finetune", "u2netp_refine"): dict(**_REFINE_FINETUNE),
-    ("finetune", "u2net_refine"): dict(**_REFINE_FINETUNE),
 }
 
 #: Notebook slider ranges: field -> (min, max, step).
@@ -287,11 +270,11 @@ def preset_names() -> list[str]:
 
 
 def get_preset(name: str, arch: str | None = None, **overrides) -> Preset:
-    """The preset ``name`` for ``arch`` (arch overrides applied), then ``overrides``."""
+    """The preset ``name`` for ``arch`` (its spec's overrides applied), then ``overrides``."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
     preset = PRESETS[name]
-    changes = dict(ARCH_OVERRIDES.get((name, arch), {})) if arch else {}
+    changes = dict(get_spec(arch).preset_overrides.get(name, {})) if arch else {}
     unknown = set(overrides) - set(preset_fields())
     if unknown:
         raise ValueError(f"unknown preset field(s): {', '.join(sorted(unknown))}")

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from RMBG.modelinfo import ModelInfo
+from RMBG.modelinfo import ModelInfo, onnx_embedded_info, require_sidecar, select_output, sidecar_path
 
 #: Photos larger than this many times the model's input size are area-averaged
 #: down to it before the Lanczos resize (see :meth:`Segmenter.preprocess`).
@@ -43,6 +43,13 @@ RUNTIME_CACHE_DIR_NAME = "runtime"
 #: itself, or a cached TFLite copy (fp32: the same masks; int8: about 3x
 #: faster, masks within 0.004 MAE, calibrated on the photos found at first use).
 KERAS_RUNTIMES = ("keras", "tflite", "tflite-int8")
+#: How the removal pipeline (:class:`RMBG.removal.Remover`) runs ``.keras``
+#: models: through the cached TFLite fp32 copy of :func:`fast_segmenter`.
+#: Same masks as Keras (MAE 1e-6), as fast as the compiled Keras model per
+#: photo, and a start in about 1 s instead of 15 s (no TensorFlow import once
+#: cached) with a third of the memory; see ``scripts/bench_runtimes.py``. int8
+#: is about 3x faster per photo but not quite as accurate, so it is opt-in.
+DEFAULT_RUNTIME = "tflite"
 
 
 class Segmenter:
@@ -119,24 +126,6 @@ def upsample_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # Runtimes
 # ---------------------------------------------------------------------------
-def select_output(outputs, info: ModelInfo):
-    """The final mask map ``N x S x S`` from a model's raw outputs.
-
-    U-2-Net models return a list ``[fused, side1..side6]`` and ``output_index``
-    picks from it; a model with one multi-channel map (the seed U-Net) uses
-    ``output_index`` as the channel. Works on numpy arrays and backend tensors.
-    """
-    if isinstance(outputs, dict):
-        outputs = list(outputs.values())
-    if isinstance(outputs, (list, tuple)):
-        chosen = outputs[info.output_index] if len(outputs) > 1 else outputs[0]
-        return chosen[..., 0] if len(chosen.shape) == 4 else chosen
-    if len(outputs.shape) == 4:
-        channel = info.output_index if outputs.shape[-1] > 1 else 0
-        return outputs[..., channel]
-    return outputs
-
-
 class KerasSegmenter(Segmenter):
     """A ``.keras`` file written by :func:`RMBG.model.save_model` (or a live model).
 
@@ -189,7 +178,7 @@ class TFLiteSegmenter(Segmenter):
         from ai_edge_litert.interpreter import Interpreter
 
         path = Path(path)
-        info = info or _export_info(path)
+        info = info or require_sidecar(path)
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
         except (ValueError, RuntimeError) as exc:
@@ -247,33 +236,13 @@ class OnnxSegmenter(Segmenter):
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ValueError(f"{path}: not a usable ONNX model ({exc})") from None
-        info = info or onnx_embedded_info(self.session) or _export_info(path)
+        info = info or onnx_embedded_info(self.session) or require_sidecar(path)
         self._input_name = self.session.get_inputs()[0].name
         super().__init__(info, path.stem, path)
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         maps = self.session.run(None, {self._input_name: batch.astype(np.float32, copy=False)})[0]
         return maps[..., 0] if maps.ndim == 4 else maps
-
-
-def onnx_embedded_info(session) -> ModelInfo | None:
-    """The ModelInfo stored in an ONNX session's model metadata, if any."""
-    from RMBG.export import INFO_KEY
-
-    text = session.get_modelmeta().custom_metadata_map.get(INFO_KEY)
-    return ModelInfo.from_json(text) if text else None
-
-
-def _export_info(path: Path) -> ModelInfo:
-    from RMBG.export import read_sidecar, sidecar_path
-
-    info = read_sidecar(path)
-    if info is None:
-        raise ValueError(
-            f"{path}: no model info beside it ({sidecar_path(path).name} is missing); "
-            "export models with `python -m RMBG export`, which writes it"
-        )
-    return info
 
 
 class OnnxPeerSegmenter(Segmenter):
@@ -385,8 +354,6 @@ def _open(path: Path, peer: bool, runtime: str) -> Segmenter:
     if suffix == ".onnx":
         if peer:
             return OnnxPeerSegmenter(path)
-        from RMBG.export import sidecar_path
-
         try:
             return OnnxSegmenter(path)
         except ValueError:

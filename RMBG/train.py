@@ -1,4 +1,4 @@
-"""Training: the original ``train(...).train_model()`` API, :class:`TrainConfig`, :func:`fit`, the CLI.
+"""Training: :func:`fit`, the original ``train(...).train_model()`` API, and ``python -m RMBG train``.
 
 A run reads a dataset folder through :mod:`RMBG.data`, builds (or loads with
 ``init``) a model from :mod:`RMBG.model`, trains it with the deep-supervision
@@ -8,7 +8,7 @@ loss of :mod:`RMBG.losses` and writes everything under its ``out`` folder:
   ``val_every_steps`` steps and at each epoch end, the starting weights
   included), saved at ``image_size`` with its :class:`ModelInfo`; with a
   preset ``blend`` below 1 it is those weights blended with the start's
-  (:mod:`RMBG.blend`) and ``tuned.keras`` keeps them unblended;
+  (:mod:`RMBG.weight_blend`) and ``tuned.keras`` keeps them unblended;
   ``last.keras``: the weights at the end;
 - ``log.csv`` (one row per epoch, appended across resumes, no duplicates),
   ``val_steps.csv`` (every validation check), ``data_report.txt`` (pairs,
@@ -17,94 +17,38 @@ loss of :mod:`RMBG.losses` and writes everything under its ``out`` folder:
   ``backup/`` (BackupAndRestore: ``--resume`` continues a killed run at the
   epoch after the last one finished).
 
-Training is TensorFlow code (``tf.distribute`` strategies: one device,
-``MirroredStrategy`` across local GPUs, ``MultiWorkerMirroredStrategy`` from
-``TF_CONFIG``); the models themselves stay backend-neutral Keras.
+The config is resolved and checked before anything is touched
+(:mod:`RMBG.trainconfig`); the run folder's rules live in
+:mod:`RMBG.runfolder`, the strategies in :mod:`RMBG.distribute`, the
+validation checks in :mod:`RMBG.train_callbacks`, the trained view of the
+model in :mod:`RMBG.training_view`. Training is TensorFlow code; the models
+themselves stay backend-neutral Keras.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
 import sys
-import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
-
+from RMBG.archs import arch_names, canonical_name
 from RMBG.constants import DATA_DIR, SEED
-from RMBG.presets import Preset, expand_freeze, get_preset, preset_fields
-
-STRATEGIES = ("auto", "default", "mirrored", "multiworker")
-#: Files of a run that ``overwrite=True`` removes before starting again.
-RUN_FILES = (
-    "log.csv",
-    "val_steps.csv",
-    "best.json",
-    "best.keras",
-    "model.keras",
-    "tuned.keras",
-    "last.keras",
-    "checkpoint.weights.h5",
-    "summary.json",
-    "data_report.txt",
-)
-BACKUP_DIR = "backup"
-WORKERS_DIR = "workers"
-
-
-class RunStateError(RuntimeError):
-    """The ``out`` folder holds a run that this call would mix with (say what to do)."""
+from RMBG.distribute import build_before_fit, make_strategy, multi_worker, worker_role
+from RMBG.presets import Preset, preset_fields
+from RMBG.runfolder import BACKUP_DIR, RUN_FILES, WORKERS_DIR, RunStateError, prepare_run_folder, trim_log  # noqa: F401
+from RMBG.train_callbacks import evaluate_model, timer_class, validator_class
+from RMBG.trainconfig import STRATEGIES, TrainConfig, check_config, default_start, resolve_config
+from RMBG.training_view import freeze_batchnorm, freeze_layers, make_optimizer, training_model  # noqa: F401
 
 
 # ---------------------------------------------------------------------------
-# Configuration
+# Results
 # ---------------------------------------------------------------------------
-@dataclass
-class TrainConfig:
-    """Everything a run needs: the recipe (:class:`Preset`) plus where and how to run it."""
-
-    data: str
-    out: str
-    arch: str = "u2netp"
-    preset: Preset = field(default_factory=lambda: get_preset("sample", "u2netp"))
-    init: str | None = None
-    resume: bool = False
-    overwrite: bool = False
-    mixed_precision: bool = False
-    strategy: str = "auto"
-    seed: int = SEED
-    verbose: int | str = "auto"
-    check_data: bool = True
-    eval_batch: int | None = None
-    build_kwargs: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_preset(cls, name: str, arch: str, data, out, **overrides) -> "TrainConfig":
-        """A config from preset ``name`` for ``arch``; ``overrides`` may set preset or config fields."""
-        preset_keys = set(preset_fields())
-        recipe = {k: v for k, v in overrides.items() if k in preset_keys}
-        rest = {k: v for k, v in overrides.items() if k not in preset_keys}
-        unknown = set(rest) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-        return cls(data=str(data), out=str(out), arch=arch, preset=get_preset(name, arch, **recipe), **rest)
-
-    def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["preset"] = self.preset.to_dict()
-        return out
-
-
 @dataclass
 class FitResult:
     """What :func:`fit` returns: where the models are and how validation went."""
@@ -122,181 +66,24 @@ class FitResult:
     skipped: list[tuple[str, str]]
 
 
-# ---------------------------------------------------------------------------
-# Strategies
-# ---------------------------------------------------------------------------
-def make_strategy(name: str = "auto"):
-    """A ``tf.distribute`` strategy. Always a real strategy (one device at least), so that
-    Keras builds optimizer and metric variables before tracing: one trace instead of two.
 
-    ``multiworker`` must be created before any other TensorFlow work in the process.
+# ---------------------------------------------------------------------------
+# Start weights and the saved model's info
+# ---------------------------------------------------------------------------
+def load_init_weights(model, path, arch: str) -> None:
+    """Weights of the model file ``path`` into ``model`` (an ``arch`` model, any input size).
+
+    A file of ``arch`` itself gives every weight, in order; a file of ``arch``'s
+    base architecture (its spec's ``base``: a head on a base network) gives the
+    base's layers by name, and the rest keep their initialisation. Loading the
+    whole file and copying its weights is faster here than ``model.load_weights``
+    on a ``.keras`` archive (about 3 s against 8 s for u2netp).
     """
-    import tensorflow as tf
-
-    if name not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
-    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    tasks = sum(len(v) for v in tf_config.get("cluster", {}).values())
-    if name == "multiworker" or (name == "auto" and tasks > 1):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-
-
-def worker_role(strategy) -> tuple[bool, str]:
-    """``(is_chief, label)``: the chief writes ``out``; other workers their own sub-folder."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
-    if not spec or resolver.task_type is None:
-        return True, "chief"
-    task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
-    chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in spec)
-    return chief, f"{task_type}{task_id}"
-
-
-# ---------------------------------------------------------------------------
-# Models
-# ---------------------------------------------------------------------------
-def training_model(model):
-    """``model`` with its outputs as one float32 ``N x S x S x K`` tensor (shared layers)."""
-    import keras
-
-    outputs = list(model.outputs)
-    if len(outputs) == 1:
-        joined = outputs[0]
-    else:
-        joined = keras.layers.Concatenate(axis=-1, dtype="float32", name="deep_supervision")(outputs)
-    return keras.Model(model.inputs, joined, name=f"{model.name}_train")
-
-
-def all_layers(model):
-    """Every layer of ``model``, nested ones included."""
-    flatten = getattr(model, "_flatten_layers", None)
-    if flatten is not None:
-        return list(flatten(include_self=False, recursive=True))
-    return list(model.layers)
-
-
-def freeze_batchnorm(model) -> int:
-    """Put every BatchNormalization in inference mode (frozen statistics and scales)."""
-    import keras
-
-    count = 0
-    for layer in all_layers(model):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-            count += 1
-    return count
-
-
-def freeze_layers(model, prefixes: Sequence[str]) -> list[str]:
-    """Freeze the layers whose name starts with one of ``prefixes``; a prefix matching
-    nothing is an error (a typo must not silently train everything)."""
-    prefixes = expand_freeze(prefixes)
-    frozen = []
-    for prefix in prefixes:
-        hits = [layer for layer in all_layers(model) if layer.name.startswith(prefix)]
-        if not hits:
-            raise ValueError(f"freeze prefix {prefix!r} matches no layer of {model.name}")
-        for layer in hits:
-            layer.trainable = False
-            frozen.append(layer.name)
-    return frozen
-
-
-def build_before_fit(view, strategy, batch: int, size: int) -> None:
-    """Create the optimizer and metric variables before ``fit`` traces its step.
-
-    Keras 3.15's own pre-build reduces the first distributed batch, an
-    ``(x, y)`` tuple, with ``strategy.reduce``, which fails under
-    ``MultiWorkerMirroredStrategy``; it only needs shapes, so build from zeros of
-    the per-replica shape and make ``fit``'s pre-build a no-op. Building first
-    also saves the second trace Keras does when variables appear while tracing.
-    """
-    per_replica = max(1, batch // strategy.num_replicas_in_sync)
-    x = np.zeros((per_replica, size, size, 3), np.float32)
-    y = np.zeros((per_replica, size, size, 1), np.float32)
-    with strategy.scope():
-        view._symbolic_build(data_batch=(x, y))
-    view._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    if multi_worker(strategy):
-        # Keras 3.15 averages every log of a step across workers with
-        # strategy.reduce("MEAN", value, axis=0), which fails on scalars: give it
-        # one-element vectors, which it averages into the scalar mean of the workers.
-        import tensorflow as tf
-
-        step = view.train_step
-
-        def train_step(data):
-            return {name: tf.reshape(value, [1]) for name, value in step(data).items()}
-
-        view.train_step = train_step
-
-
-def multi_worker(strategy) -> bool:
-    """True under MultiWorkerMirroredStrategy with more than one worker."""
-    import tensorflow as tf
-
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
-        getattr(strategy.extended, "_num_workers", 1) > 1
-    )
-
-
-def make_optimizer(preset: Preset):
-    """The optimizer of ``preset`` (adam, adamw, sgd with Nesterov momentum, lamb), clipped."""
-    import keras
-
-    kwargs: dict[str, Any] = {"learning_rate": preset.lr}
-    if preset.clipnorm:
-        kwargs["clipnorm"] = preset.clipnorm
-    if preset.optimizer == "adam":
-        return keras.optimizers.Adam(**kwargs)
-    if preset.optimizer == "adamw":
-        return keras.optimizers.AdamW(weight_decay=preset.weight_decay or 1e-4, **kwargs)
-    if preset.optimizer == "sgd":
-        return keras.optimizers.SGD(momentum=0.9, nesterov=True, **kwargs)
-    if preset.optimizer == "lamb":
-        if not hasattr(keras.optimizers, "Lamb"):
-            raise ValueError("this Keras has no keras.optimizers.Lamb")
-        return keras.optimizers.Lamb(weight_decay=preset.weight_decay or None, **kwargs)
-    raise ValueError(f"unknown optimizer {preset.optimizer!r}")
-
-
-def load_init_weights(model, path) -> None:
-    """Weights of the model file ``path`` into ``model`` (same arch, any input size).
-
-    Loading the whole file and copying its weights in order is faster here than
-    ``model.load_weights`` on a ``.keras`` archive (about 3 s against 8 s for u2netp).
-    """
-    from RMBG.model import load_model
+    from RMBG.model import copy_weights, load_model
 
     source = load_model(path)
-    if source.name == model.name or len(source.weights) == len(model.weights):
-        model.set_weights(source.get_weights())
-        return
-    # A refined model (``*_refine``) starting from its plain base: copy the base's
-    # layers by name; the head keeps its identity initialisation.
-    for layer in source.layers:
-        if layer.weights:
-            model.get_layer(layer.name).set_weights(layer.get_weights())
-
-
-def base_arch(arch: str) -> str:
-    """The architecture whose weights ``arch`` starts from (``u2netp_refine`` -> ``u2netp``)."""
-    return arch.removesuffix("_refine")
-
-
-def default_init(arch: str) -> Path:
-    """The model a ``finetune`` run starts from when ``init`` is not given."""
-    from RMBG.constants import IMPORTED_U2NETP_PATH
-
-    if base_arch(arch) == "u2netp" and IMPORTED_U2NETP_PATH.is_file():
-        return IMPORTED_U2NETP_PATH
-    raise ValueError(
-        f"the finetune preset starts from pretrained weights: pass --init PATH (a saved {arch} .keras model)"
-    )
+    from_base = canonical_name(source.rmbg_info.arch) != canonical_name(arch)
+    copy_weights(source, model, by_name=from_base)
 
 
 def run_info(config: TrainConfig, init_info=None):
@@ -309,10 +96,11 @@ def run_info(config: TrainConfig, init_info=None):
         notes = f"trained with the {preset.name} preset from {start}"
         if init_info.notes:
             notes += f" ({init_info.notes})"
-        info = replace(init_info, arch=config.arch, input_size=preset.image_size, notes=notes)
+        arch = canonical_name(config.arch)
+        info = replace(init_info, arch=arch, input_size=preset.image_size, notes=notes)
         info.config = {
             **init_info.config,
-            "arch": config.arch,
+            "arch": arch,
             "input_size": preset.image_size,
             "init": start,
             "preset": preset.name,
@@ -329,249 +117,41 @@ def build_kwargs_of(info, extra: dict[str, Any]) -> dict[str, Any]:
 
     Only the arguments the architecture's factory takes are kept (an imported
     model's config also records where its weights came from)."""
-    import inspect
+    from RMBG.model import factory_arguments
 
-    from RMBG.model import FACTORIES
-
-    accepted = set(inspect.signature(FACTORIES[info.arch]).parameters) - {"input_size"}
+    accepted = factory_arguments(info.arch)
     kwargs = {k: v for k, v in (info.config or {}).items() if k in accepted}
     kwargs.update(extra)
     return kwargs
 
-
-# ---------------------------------------------------------------------------
-# Validation callback (step-level checks, best model by MAE)
-# ---------------------------------------------------------------------------
-def _keras_callback_base():
-    import keras
-
-    return keras.callbacks.Callback
-
-
-def evaluate_model(view, dataset, loss, channel: int, output_norm: str) -> dict[str, float]:
-    """Mean per-image ``val_loss``, ``val_mae`` (after ``output_norm``) and ``val_iou`` of a
-    training view (``N x S x S x K`` outputs), run eagerly (no tracing to pay for)."""
-    from keras import ops
-
-    from RMBG.losses import channel_iou, l1_term
-
-    totals = {"val_loss": 0.0, "val_mae": 0.0, "val_iou": 0.0}
-    count = 0
-    for x, y in dataset:
-        p = view(x, training=False)
-        fused = p[..., channel : channel + 1]
-        if output_norm == "minmax":
-            lo = ops.min(fused, axis=(1, 2, 3), keepdims=True)
-            hi = ops.max(fused, axis=(1, 2, 3), keepdims=True)
-            fused = (fused - lo) / ops.maximum(hi - lo, 1e-8)
-        fused = ops.clip(fused, 0.0, 1.0)
-        y = ops.cast(y, "float32")
-        totals["val_loss"] += float(ops.sum(loss.call(y, p)))
-        totals["val_mae"] += float(ops.sum(l1_term(y, fused)))
-        totals["val_iou"] += float(ops.sum(channel_iou(y, fused)))
-        count += int(y.shape[0])
-    return {k: v / max(count, 1) for k, v in totals.items()}
-
-
-def _validator_class():
-    Callback = _keras_callback_base()
-
-    class _Validator(Callback):
-        """Checks the validation split every ``every`` steps and at each epoch end; puts
-        ``val_loss``/``val_mae``/``val_iou`` into the epoch logs (for the callbacks after it)
-        and keeps the weights with the best MAE so far (the starting weights count).
-
-        The best weights wait in memory and are written (``best.keras``,
-        ``best.json``) at epoch ends, where the backup is made too, so a resumed
-        run finds a best model consistent with its backup. ``eval_model`` may be
-        ``base`` itself (same size, one device): then nothing is copied to check.
-        """
-
-        def __init__(self, base, eval_model, dataset, loss, channel, info, every, work, first_step, save):
-            super().__init__()
-            self.base, self.eval_model, self.dataset = base, eval_model, dataset
-            self.view = training_model(eval_model)
-            self.loss, self.channel, self.info = loss, channel, info
-            self.every, self.work, self.step, self.save = every, Path(work), first_step, save
-            self.state_path = self.work / "best.json"
-            self.best: dict[str, Any] = {}
-            self.best_weights: list | None = None
-            self.last: tuple[int, dict[str, float]] | None = None
-            self.epoch = 0
-
-        def check(self) -> dict[str, float]:
-            if self.last is not None and self.last[0] == self.step:
-                return self.last[1]
-            if self.eval_model is not self.base:
-                self.eval_model.set_weights(self.base.get_weights())
-            scores = evaluate_model(self.view, self.dataset, self.loss, self.channel, self.info.output_norm)
-            improved = not self.best or scores["val_mae"] < self.best["best_mae"]
-            if improved:
-                self.best_weights = self.base.get_weights()
-                self.best.update(best_mae=scores["val_mae"], best_step=self.step, best_epoch=self.epoch)
-            self.best.setdefault("start_mae", scores["val_mae"])
-            self.best.setdefault("start_step", self.step)
-            self._log(scores, improved)
-            self.last = (self.step, scores)
-            return scores
-
-        def flush(self) -> None:
-            """Write the best weights found since the last flush, if any."""
-            if self.best_weights is None:
-                return
-            current = self.base.get_weights() if self.eval_model is self.base else None
-            self.eval_model.set_weights(self.best_weights)
-            try:
-                self.save(self.eval_model, self.work / "best.keras")
-            finally:
-                if current is not None:
-                    self.base.set_weights(current)
-            self.state_path.write_text(json.dumps(self.best, indent=2))
-            self.best_weights = None
-
-        def _log(self, scores, improved):
-            path = self.work / "val_steps.csv"
-            new = not path.exists()
-            with open(path, "a", newline="") as handle:
-                writer = csv.writer(handle)
-                if new:
-                    writer.writerow(["step", "epoch", "val_loss", "val_mae", "val_iou", "best"])
-                writer.writerow(
-                    [self.step, self.epoch, *(f"{scores[k]:.6f}" for k in ("val_loss", "val_mae", "val_iou")), int(improved)]
-                )
-            mark = " (best)" if improved else ""
-            print(
-                f"  [val @ step {self.step}] loss {scores['val_loss']:.4f}  mae {scores['val_mae']:.4f}  "
-                f"iou {scores['val_iou']:.4f}{mark}",
-                flush=True,
-            )
-
-        def on_train_begin(self, logs=None):
-            if self.state_path.is_file():
-                self.best = json.loads(self.state_path.read_text())
-            else:
-                self.check()
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.step += 1
-            if self.every and self.step % self.every == 0:
-                self.check()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.epoch = epoch
-            scores = self.check()
-            if logs is not None:
-                logs.update(scores)
-            self.flush()
-
-        def on_train_end(self, logs=None):
-            self.flush()
-
-    return _Validator
-
-
-def _timer_class():
-    Callback = _keras_callback_base()
-
-    class _StepTimer(Callback):
-        """Seconds per training step, the first (tracing) step of the run left out."""
-
-        def __init__(self):
-            super().__init__()
-            self.times: list[float] = []
-            self._start = 0.0
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.times.append(time.perf_counter() - self._start)
-
-        @property
-        def seconds_per_step(self) -> float | None:
-            steady = self.times[1:]
-            return float(np.median(steady)) if steady else None
-
-    return _StepTimer
-
-
-# ---------------------------------------------------------------------------
-# Run folder bookkeeping
-# ---------------------------------------------------------------------------
-def _csv_epochs(path: Path) -> list[int]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        return [int(row["epoch"]) for row in csv.DictReader(handle) if row.get("epoch", "").strip()]
-
-
-def trim_log(path: Path, first_epoch: int) -> int:
-    """Drop rows of ``log.csv`` at or after ``first_epoch`` (about to be run again); returns how many."""
-    if not path.is_file():
-        return 0
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        return 0
-    header, body = rows[0], rows[1:]
-    column = header.index("epoch") if "epoch" in header else 0
-    keep = [row for row in body if row and int(row[column]) < first_epoch]
-    with open(path, "w", newline="") as handle:
-        csv.writer(handle).writerows([header] + keep)
-    return len(body) - len(keep)
-
-
-def prepare_run_folder(work: Path, resume: bool, overwrite: bool) -> int:
-    """Check ``work`` against ``resume``/``overwrite``; returns the epoch training starts at."""
-    work.mkdir(parents=True, exist_ok=True)
-    meta = work / BACKUP_DIR / "training_metadata.json"
-    epochs_logged = _csv_epochs(work / "log.csv")
-    if overwrite and not resume:
-        for name in RUN_FILES:
-            (work / name).unlink(missing_ok=True)
-        shutil.rmtree(work / BACKUP_DIR, ignore_errors=True)
-        return 0
-    if resume:
-        if meta.is_file():
-            first = int(json.loads(meta.read_text())["epoch"])
-            dropped = trim_log(work / "log.csv", first)
-            if dropped:
-                print(f"resume: dropped {dropped} log row(s) of epochs >= {first + 1} (run again)")
-            return first
-        if epochs_logged:
-            raise RunStateError(
-                f"{work}: nothing to resume (no {BACKUP_DIR}/ left: the run finished); use a new --out"
-            )
-        for name in ("log.csv", "val_steps.csv", "best.json"):
-            (work / name).unlink(missing_ok=True)
-        print(f"resume: no backup in {work}, starting from the beginning")
-        return 0
-    if meta.is_file() or epochs_logged:
-        raise RunStateError(
-            f"{work} already holds a run: pass --resume to continue it, --overwrite to start again, "
-            "or choose another --out"
-        )
-    for name in ("log.csv", "val_steps.csv", "best.json"):
-        (work / name).unlink(missing_ok=True)
-    return 0
 
 
 # ---------------------------------------------------------------------------
 # fit
 # ---------------------------------------------------------------------------
 def fit(config: TrainConfig) -> FitResult:
-    """Train as ``config`` says; see the module docstring for what lands in ``config.out``."""
-    strategy = make_strategy(config.strategy)  # first: MultiWorkerMirroredStrategy needs that
+    """Train as ``config`` says; see the module docstring for what lands in ``config.out``.
+
+    The config is completed (the start file of a ``start="pretrained"`` preset)
+    and checked (:func:`RMBG.trainconfig.check_config`) before the run folder
+    or the dataset is touched.
+    """
+    from RMBG.modelinfo import read_model_info
+
+    if config.init is None:
+        start = default_start(config.preset, canonical_name(config.arch))
+        config = replace(config, init=str(start)) if start is not None else config
+    check_config(config)
+    init_info = read_model_info(config.init) if config.init else None
+
+    strategy = make_strategy(config.strategy)  # before other TensorFlow work: MultiWorkerMirroredStrategy needs that
 
     import keras
     import tensorflow as tf
 
     from RMBG import data as data_mod
     from RMBG.losses import DeepSupervisionLoss, metrics, parse_terms, side_weights
-    from RMBG.model import build_model, read_model_info, save_model
+    from RMBG.model import build_model, save_model
 
     preset = config.preset
     is_chief, role = worker_role(strategy)
@@ -579,6 +159,8 @@ def fit(config: TrainConfig) -> FitResult:
     work = out if is_chief else out / WORKERS_DIR / role
     first_epoch = prepare_run_folder(work, config.resume, config.overwrite)
     keras.utils.set_random_seed(config.seed)
+    if config.init:
+        print(f"{preset.name}: starting from {config.init}", flush=True)
 
     # -- data --------------------------------------------------------------
     report = data_mod.scan(config.data, split=preset.split, seed=config.seed, check=config.check_data)
@@ -589,17 +171,6 @@ def fit(config: TrainConfig) -> FitResult:
     val_pairs = data_mod.limit_pairs(report.val, preset.val_limit, config.seed)
 
     # -- model -------------------------------------------------------------
-    if preset.name == "finetune" and not config.init:
-        config = replace(config, init=str(default_init(config.arch)))
-        print(f"finetune: starting from {config.init}", flush=True)
-    init_info = read_model_info(config.init) if config.init else None
-    if init_info is not None and init_info.arch not in {config.arch, base_arch(config.arch)}:
-        raise ValueError(f"{config.init} holds a {init_info.arch} model, not {config.arch}")
-    if preset.blend < 1.0 and (init_info is None or init_info.arch != config.arch):
-        raise ValueError(
-            f"blend {preset.blend} mixes the trained weights with the start's: it needs --init, "
-            f"a saved {config.arch} model (use --blend 1 to save the trained weights as they are)"
-        )
     info = run_info(config, init_info)
     kwargs = build_kwargs_of(info, config.build_kwargs)
 
@@ -611,11 +182,11 @@ def fit(config: TrainConfig) -> FitResult:
         with strategy.scope():
             base = build_model(config.arch, preset.train_size, **kwargs)
             if config.init:
-                load_init_weights(base, config.init)
+                load_init_weights(base, config.init, config.arch)
             # kept for the blend at the end (a resumed run restores its backup only in fit)
             start_weights = base.get_weights() if preset.blend < 1.0 else None
             n_bn = freeze_batchnorm(base) if preset.freeze_bn else 0
-            frozen = freeze_layers(base, preset.freeze) if preset.freeze else []
+            frozen = freeze_layers(base, preset.freeze, config.arch) if preset.freeze else []
             view = training_model(base)
             outputs = int(view.outputs[0].shape[-1])
             channel = int(info.output_index) if outputs > 1 else 0
@@ -671,11 +242,11 @@ def fit(config: TrainConfig) -> FitResult:
         save_model(model, path, info, overwrite=True)
 
     monitor = "val_loss" if val_ds is not None else "loss"
-    timer = _timer_class()()
+    timer = timer_class()()
     callbacks = []
     validator = None
     if val_ds is not None:
-        validator = _validator_class()(
+        validator = validator_class()(
             base, eval_model, val_ds, loss, channel, info, preset.val_every_steps, work, first_epoch * steps, save
         )
         callbacks.append(validator)
@@ -730,7 +301,7 @@ def fit(config: TrainConfig) -> FitResult:
     chosen = work / "best.keras" if (work / "best.keras").is_file() else last_path
     blended_mae = None
     if preset.blend < 1.0:
-        from RMBG.blend import blend_weights, blended_info
+        from RMBG.weight_blend import blend_weights, blended_info
         from RMBG.model import load_model
 
         tuned_path = work / "tuned.keras"
@@ -778,7 +349,7 @@ def fit(config: TrainConfig) -> FitResult:
 class train:  # noqa: N801 - the original project's name
     """The original entry point: ``train(IMG_H, IMG_W, BATCH, LR, EPOCH, SPLIT, PATH).train_model()``.
 
-    Trains the original ``seed`` architecture (or ``arch``) on the dataset at
+    Trains the original ResNet50 U-Net (``seed``, now ``resnet50_unet``; or ``arch``) on the dataset at
     ``PATH`` from the ``full`` preset with these five values replacing its own.
     What the original got wrong is fixed: images are read as RGB (not BGR),
     masks are scaled to [0, 1], and the deep supervision reads one mask per
@@ -792,7 +363,7 @@ class train:  # noqa: N801 - the original project's name
         self.IMG_H, self.IMG_W, self.BATCH, self.LR = int(IMG_H), int(IMG_W), int(BATCH), float(LR)
         self.EPOCH, self.SPLIT, self.PATH = int(EPOCH), float(SPLIT), str(PATH)
         out = out or DATA_DIR / "runs" / f"{arch}-{self.IMG_H}"
-        self.config = TrainConfig.from_preset(
+        self.config = resolve_config(
             preset,
             arch,
             self.PATH,
@@ -848,7 +419,6 @@ FIELD_TYPES = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from RMBG.model import ARCHES
     from RMBG.presets import PRESETS
 
     parser = argparse.ArgumentParser(
@@ -856,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train or fine-tune a model from a preset; any preset field can be overridden.",
     )
     parser.add_argument("--preset", default="sample", choices=list(PRESETS))
-    parser.add_argument("--arch", default="u2netp", choices=list(ARCHES))
+    parser.add_argument("--arch", default="u2netp", choices=arch_names(aliases=True),
+                        help="architecture (RMBG.archs.REGISTRY; 'seed' is the old name of resnet50_unet)")
     parser.add_argument("--data", required=True, help="dataset folder (images/, masks/, optional index.csv)")
     parser.add_argument("--out", required=True, help="run folder (models, logs, backup)")
     parser.add_argument("--init", default=None, help="start from this .keras model (keeps its preprocessing)")
@@ -884,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     # absent options are not in the namespace (SUPPRESS), so "--crop-size none" can set None
     overrides = {name: getattr(args, name) for name in preset_fields() if hasattr(args, name)}
-    return TrainConfig.from_preset(
+    return resolve_config(
         args.preset,
         args.arch,
         args.data,

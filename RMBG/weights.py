@@ -5,7 +5,7 @@ BatchNorm folded into the convolutions: the file holds one (kernel, bias) pair
 per convolution and no BatchNormalization nodes. Their initializer names are
 mostly numeric, so the weights are mapped by walking the graph's ``Conv``
 nodes in order, which is the reference forward order that
-:func:`RMBG.model.u2net_conv_names` lists.
+:func:`RMBG.archs.u2net.u2net_conv_names` lists.
 
 Our models keep their BatchNorm layers (training from scratch needs them).
 Imported into them, each BatchNorm is set either to the identity
@@ -34,19 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from RMBG.constants import IMAGENET_MEAN, IMAGENET_STD
-from RMBG.model import (
-    BN_EPSILON,
-    U2NET_STAGES,
-    build_model,
-    save_model,
-    check_input_size,
-    u2net_conv_names,
-    u2net_conv_shapes,
-)
+from RMBG.archs import REGISTRY, check_input_size
+from RMBG.archs.u2net import BN_EPSILON, u2net_conv_names, u2net_conv_shapes
+from RMBG.model import build_model, save_model
 from RMBG.modelinfo import ModelInfo
 
-#: Architectures with an ONNX importer.
-IMPORTABLE_ARCHES = tuple(U2NET_STAGES)
+#: Architectures with an ONNX importer (their specs say ``onnx_importable``).
+IMPORTABLE_ARCHES = tuple(name for name, spec in REGISTRY.items() if spec.onnx_importable)
 #: How imported BatchNorm layers are set (see the module docstring).
 BN_MODES = ("identity", "split")
 #: Largest max absolute difference against onnxruntime the CLI accepts after import.

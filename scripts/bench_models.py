@@ -43,8 +43,7 @@ def timed(call, repeats: int) -> tuple[float, float]:
 def bench_keras(arch: str, size: int, batches, repeats: int) -> list[dict]:
     from RMBG.model import build_model, count_params
 
-    kwargs = {"encoder_weights": None} if arch == "seed" else {}
-    model = build_model(arch, input_size=size, **kwargs)
+    model = build_model(arch, input_size=size)
     params = count_params(model)
     rows = []
     for batch in batches:

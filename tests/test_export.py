@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from RMBG.export import export_loaded, main as export_main, read_sidecar, sidecar_path
+from RMBG.export import export_loaded, main as export_main
+from RMBG.modelinfo import read_sidecar, sidecar_path
 from RMBG.imageio import read_image
 from RMBG.runtime import KerasSegmenter, OnnxSegmenter, TFLiteSegmenter, load_segmenter
 

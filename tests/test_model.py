@@ -1,4 +1,4 @@
-"""RMBG.model: architectures, their fidelity to the reference, and model files."""
+"""RMBG.model and RMBG.archs: the registered architectures, their fidelity to the reference, and model files."""
 
 from __future__ import annotations
 
@@ -14,17 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from RMBG.archs import REGISTRY, get_spec
+from RMBG.archs.u2net import max_pool, resize_like
 from RMBG.model import (
-    ARCHES,
-    PUBLISHED_PARAMS,
     ModelFileError,
     build_model,
     count_params,
     default_info,
     load_model,
-    max_pool,
     read_model_info,
-    resize_like,
     save_model,
 )
 from RMBG.modelinfo import INFO_ENTRY, ModelInfo
@@ -91,11 +89,11 @@ def test_seed_outputs_four_stacked_sides(size):
     assert [model.get_layer(f"bridge_rate{r}").dilation_rate for r in (3, 6, 9)] == [(3, 3), (6, 6), (9, 9)]
 
 
-@pytest.mark.parametrize("arch", ["u2net", "u2netp"])
+@pytest.mark.parametrize("arch", [name for name, spec in REGISTRY.items() if spec.published_params])
 def test_parameter_counts_match_the_published_ones(arch):
     counts = count_params(built(arch, 64))
     # Trainable weights are PyTorch's parameters(); BN moving statistics are extra.
-    assert counts["trainable"] == pytest.approx(PUBLISHED_PARAMS[arch], rel=0.01)
+    assert counts["trainable"] == pytest.approx(get_spec(arch).published_params, rel=0.01)
     if arch == "u2netp":
         # The peer ONNX (BN folded) has 1,125,485: ours adds BN's gamma/beta (2 x 2,848).
         assert counts["trainable"] == 1_125_485 + counts["non_trainable"]
@@ -103,15 +101,37 @@ def test_parameter_counts_match_the_published_ones(arch):
     assert counts_big == counts  # the size changes shapes, not weights
 
 
+@pytest.mark.parametrize("arch", list(REGISTRY))
+def test_every_registered_arch_builds_and_its_info_picks_a_mask_map(arch):
+    """Each spec's factory builds at 64 and its default ModelInfo's output is a 64x64 probability map."""
+    from RMBG.modelinfo import select_output
+
+    model = built(arch, 64)
+    info = default_info(arch, 64)
+    assert info.arch == arch and info.config["arch"] == arch and info.input_size == 64
+    mask = select_output(run(model, random_batch(64)), info)
+    assert mask.shape == (2, 64, 64)
+    assert 0.0 <= mask.min() and mask.max() <= 1.0
+    spec = get_spec(arch)
+    if spec.encoder_prefixes:  # what freeze=("encoder",) means must name real layers
+        names = [layer.name for layer in model.layers]
+        assert all(any(n.startswith(prefix) for n in names) for prefix in spec.encoder_prefixes)
+    if spec.base is not None:
+        base_layers = {layer.name for layer in built(spec.base, 64).layers if layer.weights}
+        assert base_layers <= {layer.name for layer in model.layers}  # an init from the base copies by name
+
+
 def test_wrong_arch_and_size_give_clear_errors():
-    with pytest.raises(ValueError, match="unknown architecture 'u2netx'.*seed, u2net, u2netp"):
+    with pytest.raises(ValueError, match="unknown architecture 'u2netx'.*u2netp, u2net"):
         build_model("u2netx")
     for size in (100, 16, 0, -32):
         with pytest.raises(ValueError, match="multiple of 32"):
             build_model("u2netp", input_size=size)
     with pytest.raises(ValueError, match="integer"):
         build_model("u2netp", input_size=64.5)
-    assert set(ARCHES) == {"seed", "u2net", "u2netp", "u2net_refine", "u2netp_refine"}
+    assert set(REGISTRY) == {"resnet50_unet", "u2net", "u2netp", "u2net_refine", "u2netp_refine"}
+    # the ResNet50 U-Net's old name still builds it, and its files say what it is
+    assert get_spec("seed") is get_spec("resnet50_unet") and default_info("seed", 64).arch == "resnet50_unet"
 
 
 # ---------------------------------------------------------------------------
@@ -319,7 +339,7 @@ def test_u2netp_under_jax_equals_tensorflow(tmp_path):
 
 
 def test_seed_imagenet_weights_fail_offline_with_advice(monkeypatch):
-    from RMBG import model as model_module
+    from RMBG.archs import resnet_unet as model_module
 
     if model_module._imagenet_weights_available():
         pytest.skip("ResNet50 ImageNet weights are cached here, so building with them succeeds")

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from RMBG import compose as C
-from RMBG import refine as R
+from RMBG import edges as R
 from RMBG.imageio import read_image, read_mask
 from RMBG.predict import expand_inputs, main, remove_background
 from RMBG.runtime import load_segmenter, upsample_mask

@@ -18,12 +18,14 @@ import pytest
 
 from shared_sets import link_pairs, pairs as shared_pairs
 from RMBG import presets
+from RMBG.archs import REGISTRY, get_spec
 from RMBG.train import (
     RunStateError,
     TrainConfig,
     build_parser,
     config_from_args,
     fit,
+    main as train_main,
     prepare_run_folder,
     train,
     trim_log,
@@ -56,7 +58,7 @@ def log_epochs(path: Path) -> list[int]:
 # Presets and configuration
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(presets.PRESETS))
-@pytest.mark.parametrize("arch", ["seed", "u2net", "u2netp", "u2netp_refine"])
+@pytest.mark.parametrize("arch", [*REGISTRY, "seed"])
 def test_every_preset_is_valid_for_every_arch(name, arch):
     from RMBG.model import check_input_size
 
@@ -74,7 +76,7 @@ def test_presets_carry_the_original_values_and_the_fine_tune_recipe():
     assert (full.image_size, full.batch, full.lr, full.epochs, full.split) == (512, 64, 1e-6, 100, 0.2)
     tune = presets.get_preset("finetune", "u2netp")
     assert (tune.image_size, tune.train_size, tune.freeze_bn) == (320, 288, True)
-    assert presets.expand_freeze(tune.freeze) == tuple(f"stage{i}_" for i in range(1, 7))
+    assert presets.expand_freeze(tune.freeze, "u2netp") == tuple(f"stage{i}_" for i in range(1, 7))
     assert presets.get_preset("finetune", "u2netp", lr=3e-5, epochs=2).lr == 3e-5
     with pytest.raises(ValueError, match="multiple of 32"):
         presets.get_preset("sample", "u2netp", image_size=48)
@@ -110,6 +112,81 @@ def test_cli_overrides_every_kind_of_field(tmp_path):
     assert (config.init, config.strategy, config.resume) == ("m.keras", "mirrored", True)
     # untouched fields keep the preset's values
     assert p.batch == presets.get_preset("finetune", "u2netp").batch
+
+
+def test_a_new_image_size_moves_the_crop_the_same_way_on_the_cli_and_in_the_widgets(tmp_path):
+    """``--image-size 256`` on the finetune preset (288 crops of 320) trains on 224 crops of 256."""
+    from RMBG.trainconfig import rescale_crop
+
+    args = build_parser().parse_args(
+        ["--preset", "finetune", "--arch", "u2netp", "--image-size", "256", "--data", "d", "--out", str(tmp_path)]
+    )
+    preset = config_from_args(args).preset
+    assert (preset.image_size, preset.crop_size) == (256, 224)
+    assert preset.crop_scale == (pytest.approx(0.7656), pytest.approx(0.7656))  # still the inference scale
+    finetune = presets.get_preset("finetune", "u2netp")
+    assert rescale_crop(finetune, 256) == {"crop_size": 224, "crop_scale": (0.7656, 0.7656)}
+    assert rescale_crop(finetune, 320) == {}  # the preset's own size: nothing moves
+    # an explicit crop wins over the rescale
+    args = build_parser().parse_args(
+        ["--preset", "finetune", "--image-size", "256", "--crop-size", "256", "--data", "d", "--out", str(tmp_path)]
+    )
+    assert config_from_args(args).preset.crop_size == 256
+
+
+def test_a_pretrained_preset_starts_from_the_arch_spec_file_and_random_presets_do_not(tmp_path):
+    from RMBG.constants import IMPORTED_U2NETP_PATH
+    from RMBG.trainconfig import resolve_config
+
+    if not IMPORTED_U2NETP_PATH.is_file():
+        pytest.skip(f"{IMPORTED_U2NETP_PATH} is not shipped here")
+    tune = resolve_config("finetune", "u2netp", "d", tmp_path)
+    assert tune.preset.start == "pretrained" and tune.init == str(IMPORTED_U2NETP_PATH)
+    assert resolve_config("finetune", "u2netp_refine", "d", tmp_path).init == str(IMPORTED_U2NETP_PATH)
+    assert resolve_config("sample", "u2netp", "d", tmp_path).init is None
+    assert resolve_config("finetune", "u2netp", "d", tmp_path, init="mine.keras").init == "mine.keras"
+    with pytest.raises(ValueError, match="the finetune preset starts from pretrained weights: pass --init"):
+        resolve_config("finetune", "u2net", "d", tmp_path)  # no pretrained u2net file here
+
+
+def fake_model_file(path: Path, arch: str) -> Path:
+    """A file whose model info says ``arch`` (enough for every check that reads no weights)."""
+    import zipfile
+
+    from RMBG.modelinfo import INFO_ENTRY, ModelInfo
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(INFO_ENTRY, ModelInfo(arch, 64).to_json())
+    return path
+
+
+@pytest.mark.parametrize(
+    "problem",
+    ["missing data folder", "start of another arch", "blend without a start", "crop larger than the image"],
+)
+def test_overwrite_with_a_bad_config_leaves_the_old_run_intact(tmp_path, problem, capsys):
+    """Every problem is raised before ``--overwrite`` deletes the previous run or a photo is decoded."""
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    run = tmp_path / "run"
+    (run / "backup").mkdir(parents=True)
+    old = {"log.csv": "epoch,loss\n0,0.5\n", "model.keras": "old model", "data_report.txt": "old report",
+           "backup/training_metadata.json": '{"epoch": 1}'}
+    for name, text in old.items():
+        (run / name).write_text(text)
+    argv = ["--preset", "sample", "--arch", "u2netp", "--data", str(data), "--out", str(run), "--overwrite"]
+    expected = {
+        "missing data folder": (["--data", str(tmp_path / "absent")], "data folder not found"),
+        "start of another arch": (["--init", str(fake_model_file(tmp_path / "big.keras", "u2net"))],
+                                  "holds a u2net model, not u2netp"),
+        "blend without a start": (["--blend", "0.5"], "it needs --init"),
+        "crop larger than the image": (["--crop-size", "64"], "crop_size 64 is larger than image_size 32"),
+    }
+    extra, message = expected[problem]
+    assert train_main(argv + extra) == 2
+    assert message in capsys.readouterr().err
+    assert {name: (run / name).read_text() for name in old} == old  # nothing deleted, nothing rewritten
 
 
 def test_original_api_maps_onto_a_config(tmp_path):
@@ -287,7 +364,7 @@ def test_fine_tune_from_imported_weights_never_ships_a_worse_model(tmp_path, sha
         return {v.path: np.asarray(v) for v in model.weights}
 
     before, after = weights_by_name(start_model), weights_by_name(last)
-    encoder = [k for k in before if k.startswith(presets.U2NET_ENCODER_PREFIXES)]
+    encoder = [k for k in before if k.startswith(get_spec("u2netp").encoder_prefixes)]
     batchnorm = [k for k in before if "_bn/" in k]
     decoder = [k for k in before if k.startswith("stage1d_") and k.endswith("kernel")]
     assert encoder and batchnorm and decoder

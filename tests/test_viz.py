@@ -392,9 +392,11 @@ def test_mode_and_refine_grids(default_model, tmp_path):
 
 
 def test_edge_box_finds_the_unsure_band():
+    from RMBG.viz.figures import _edge_box
+
     mask = np.zeros((100, 200), np.float32)
     mask[60:90, 150:190] = 0.5  # the only unsure pixels
-    top, bottom, left, right = viz._edge_box(mask, 0.3)
+    top, bottom, left, right = _edge_box(mask, 0.3)
     assert (bottom - top, right - left) == (30, 60)
     assert top <= 60 and bottom >= 90 - 1 and left <= 150 and right >= 190 - 1
 

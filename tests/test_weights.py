@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from RMBG.imageio import list_images, read_image
-from RMBG.model import load_model, read_model_info, u2net_conv_names, u2net_conv_shapes
+from RMBG.archs.u2net import u2net_conv_names, u2net_conv_shapes
+from RMBG.model import load_model, read_model_info
 from RMBG.weights import (
     WeightImportError,
     detect_arch,

@@ -1,4 +1,7 @@
-"""A light refinement head on a frozen U-2-Net: the fine-tuning recipe that works.
+"""A trainable refinement head on a frozen U-2-Net: the ``u2net_refine`` / ``u2netp_refine`` architectures.
+
+(Not to be confused with :mod:`RMBG.edges`, which refines a mask's edges
+after the fact, with no training.)
 
 Fine-tuning the imported U-2-Net-P weights end to end makes them worse on
 held-out photos (see ``../shared/README.md``): their folded convolutions have
@@ -27,6 +30,9 @@ from __future__ import annotations
 
 import math
 
+from RMBG.archs.spec import ArchSpec
+from RMBG.archs.u2net import ENCODER_PREFIXES, imported_u2netp, u2net, u2netp
+
 #: Logits are clipped to +-this before entering the head (probability 1e-4 .. 1 - 1e-4).
 LOGIT_CLIP = math.log((1 - 1e-4) / 1e-4)
 #: Logits are divided by this so the head sees values of order one.
@@ -36,7 +42,7 @@ HEAD_WIDTH = 16
 HEAD_DEPTH = 3
 HEAD_KERNEL = 1
 HEAD_WITH_IMAGE = False
-#: Names of the base layers the head reads (see :func:`RMBG.model._u2net`).
+#: Names of the base layers the head reads (see :func:`RMBG.archs.u2net._u2net`).
 FUSED_LOGIT_LAYER = "outconv"
 SIDE_LOGITS_LAYER = "sides_cat"
 
@@ -118,3 +124,53 @@ def attach_refiner(
 def head_layers(model) -> list:
     """The refinement head's layers (the ones training updates)."""
     return [layer for layer in model.layers if layer.name.startswith("refine")]
+
+
+def u2net_refine(input_size: int = 320, **head):
+    """U-2-Net with a refinement head (:func:`attach_refiner`)."""
+    return attach_refiner(u2net(input_size), **head)
+
+
+def u2netp_refine(input_size: int = 320, **head):
+    """U-2-Net-P with a refinement head (:func:`attach_refiner`)."""
+    return attach_refiner(u2netp(input_size), **head)
+
+
+#: ``finetune`` for the refine archs: frozen base, trained head. Only what differs from
+#: ``finetune`` (BatchNorm frozen, L1 + IoU on the fused map, every held-out photo checked,
+#: are kept from it): the refinement recipe of Data/models/README.md.
+REFINE_FINETUNE = dict(
+    blend=1.0,  # the start is the plain base, another network: nothing to blend with
+    freeze=(),
+    optimizer="adam",
+    lr=1e-3,
+    clipnorm=None,
+    output_norm="none",
+    jitter=0.0,
+    val_every_steps=100,
+    epochs=5,
+    early_stop=4,
+)
+
+#: Place of these architectures in the registry (and in the CLI's choices).
+ORDER = 20
+
+SPECS = (
+    ArchSpec(
+        name="u2netp_refine",
+        factory=u2netp_refine,
+        summary="U-2-Net-P frozen, with a trainable per-pixel refinement head: outputs [refined, fused, side1..side6]",
+        encoder_prefixes=ENCODER_PREFIXES,
+        pretrained=imported_u2netp,
+        base="u2netp",
+        preset_overrides={"finetune": REFINE_FINETUNE},
+    ),
+    ArchSpec(
+        name="u2net_refine",
+        factory=u2net_refine,
+        summary="U-2-Net frozen, with a trainable per-pixel refinement head: outputs [refined, fused, side1..side6]",
+        encoder_prefixes=ENCODER_PREFIXES,
+        base="u2net",
+        preset_overrides={"finetune": REFINE_FINETUNE},
+    ),
+)

@@ -1,11 +1,11 @@
-"""RMBG.blend: weight-space blending of a fine-tune with its start (the math, the files, the CLI)."""
+"""RMBG.weight_blend: weight-space blending of a fine-tune with its start (the math, the files, the CLI)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from RMBG.blend import blend_files, blend_weights, main
+from RMBG.weight_blend import blend_files, blend_weights, main
 from RMBG.constants import DEFAULT_MODEL_PATH, IMPORTED_U2NETP_PATH
 from RMBG.model import ModelFileError, build_model, default_info, load_model, read_model_info, save_model
 
