@@ -42,9 +42,18 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from Preprocess.masks import aspect_difference, is_label_mask, mask_to_uint8, resize_mask, same_aspect
+from Preprocess.masks import is_label_mask, mask_to_uint8, resize_mask
 from Preprocess.util import INDEX_COLUMNS, pair_by_stem
-from RMBG.imageio import ImageReadError, category_of, list_images, open_image, pil_to_rgb, write_atomic
+from RMBG.imageio import (
+    ImageReadError,
+    aspect_difference,
+    category_of,
+    list_images,
+    open_image,
+    pil_to_rgb,
+    same_aspect,
+    write_atomic,
+)
 
 ERROR, FIXABLE, WARNING = "error", "fixable", "warning"
 SEVERITY_ORDER = {ERROR: 0, FIXABLE: 1, WARNING: 2}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageOps
 
-from RMBG.constants import ASPECT_TOLERANCE
 from RMBG.imageio import mask_from_pil
 
 #: PIL modes that hold one channel of integers (where 0/1 label masks can hide).
@@ -66,18 +65,6 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int], method: str = "lanczos"
     if is_binary(mask):
         return np.where(resized >= 128, 255, 0).astype(np.uint8)
     return resized
-
-
-def aspect_difference(size_a: tuple[int, int], size_b: tuple[int, int]) -> float:
-    """Relative difference of the width/height ratios of two ``(width, height)`` sizes."""
-    ratio_a = size_a[0] / size_a[1]
-    ratio_b = size_b[0] / size_b[1]
-    return abs(ratio_a / ratio_b - 1.0)
-
-
-def same_aspect(size_a: tuple[int, int], size_b: tuple[int, int], tolerance: float = ASPECT_TOLERANCE) -> bool:
-    """True when two sizes have the same aspect ratio within ``tolerance`` (1 % by default)."""
-    return aspect_difference(size_a, size_b) <= tolerance
 
 
 def fit_longest_side(size: tuple[int, int], longest: int) -> tuple[int, int]:

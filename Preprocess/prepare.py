@@ -50,11 +50,11 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from Preprocess.datasets import Sample, iter_samples
-from Preprocess.masks import aspect_difference, fit_longest_side, mask_to_uint8, resize_mask, same_aspect
+from Preprocess.masks import fit_longest_side, mask_to_uint8, resize_mask
 from Preprocess.split import TRAIN, assign_split
 from Preprocess.util import INDEX_COLUMNS
 from RMBG.constants import SEED
-from RMBG.imageio import ImageReadError, open_image, pil_to_rgb, write_atomic
+from RMBG.imageio import ImageReadError, aspect_difference, open_image, pil_to_rgb, same_aspect, write_atomic
 
 #: Columns of ``index.csv`` in a prepared folder (``split`` follows when present).
 PREPARED_COLUMNS = INDEX_COLUMNS + ["Source Kind", "Source Image", "Source Mask"]

@@ -34,7 +34,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from RMBG.constants import ASPECT_TOLERANCE, SEED
+from RMBG.constants import SEED
 from RMBG.imageio import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -44,6 +44,7 @@ from RMBG.imageio import (
     open_image,
     pil_to_rgb,
     read_image,
+    same_aspect,
     read_mask,
 )
 
@@ -233,7 +234,7 @@ def check_pair(pair: Pair) -> tuple[Pair | None, tuple[str, str] | None, str | N
     note = None
     iw, ih = image.size if iorient < 5 else image.size[::-1]
     mw, mh = mask.size if morient < 5 else mask.size[::-1]
-    if abs((iw / ih) / (mw / mh) - 1.0) > ASPECT_TOLERANCE:
+    if not same_aspect((iw, ih), (mw, mh)):
         note = f"{pair.name}: mask {mw}x{mh} has another aspect ratio than photo {iw}x{ih} (resized to it)"
     return replace(pair, native=bool(native)), None, note
 

@@ -50,7 +50,6 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 from tqdm.auto import tqdm
 
-from RMBG.constants import ASPECT_TOLERANCE
 from RMBG.data import INDEX_NAME, read_index
 from RMBG.imageio import (
     ImageReadError,
@@ -58,6 +57,7 @@ from RMBG.imageio import (
     list_images,
     read_image,
     read_mask,
+    same_aspect,
     write_atomic,
 )
 from RMBG.metrics import METRIC_KEYS, ImageScores, format_table, score_image, summarize_by
@@ -276,7 +276,7 @@ def _check_sizes(sample: Sample, image: np.ndarray, gt: np.ndarray, problems: li
         return
     message = (f"{sample.mask}: mask is {mw}x{mh} but its photo is {iw}x{ih}; "
                f"the prediction is resized to the mask and the pair is counted")
-    if abs((iw / ih) / (mw / mh) - 1.0) > ASPECT_TOLERANCE:
+    if not same_aspect((iw, ih), (mw, mh)):
         message += " (the aspect ratios differ: is it the right mask?)"
     _warn(problems, message)
 

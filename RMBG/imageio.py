@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from RMBG.constants import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS
+from RMBG.constants import ASPECT_TOLERANCE, IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS
 
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
@@ -178,6 +178,19 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(path, f"not a readable image ({exc})") from None
     return (height, width) if orientation in {5, 6, 7, 8} else (width, height)
+
+
+def aspect_difference(size_a: tuple[int, int], size_b: tuple[int, int]) -> float:
+    """Relative difference of the width/height ratios of two ``(width, height)`` sizes."""
+    ratio_a = size_a[0] / size_a[1]
+    ratio_b = size_b[0] / size_b[1]
+    return abs(ratio_a / ratio_b - 1.0)
+
+
+def same_aspect(size_a: tuple[int, int], size_b: tuple[int, int], tolerance: float = ASPECT_TOLERANCE) -> bool:
+    """True when two ``(width, height)`` sizes have the same aspect ratio within ``tolerance``
+    (1 %: a photo and its mask saved at another size still pair up)."""
+    return aspect_difference(size_a, size_b) <= tolerance
 
 
 def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
