@@ -8,6 +8,7 @@ the file and the reason.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -31,19 +32,24 @@ class ImageReadError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
-def _open_pil(path: str | os.PathLike) -> Image.Image:
-    """Open and fully decode ``path``, turning every failure into ImageReadError."""
-    path = Path(path)
-    if not path.exists():
-        raise ImageReadError(path, "file not found")
-    if path.is_dir():
-        raise ImageReadError(path, "is a folder, not an image")
-    if path.stat().st_size == 0:
+def _open_pil(path: str | os.PathLike, data: bytes | None = None) -> Image.Image:
+    """Open and fully decode ``path`` (or the bytes ``data``, named ``path`` in errors),
+    turning every failure into ImageReadError."""
+    if data is None:
+        path = Path(path)
+        if not path.exists():
+            raise ImageReadError(path, "file not found")
+        if path.is_dir():
+            raise ImageReadError(path, "is a folder, not an image")
+        size = path.stat().st_size
+    else:
+        size = len(data)
+    if size == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(path if data is None else io.BytesIO(data))
             img.load()
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image, or a format Pillow cannot read") from None
@@ -54,7 +60,7 @@ def _open_pil(path: str | os.PathLike) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as exc:
         text = str(exc)
         if "truncated" in text.lower():
-            if _has_end_marker(path):
+            if _has_end_marker(*(_ends_of_bytes(data) if data is not None else _ends_of_file(Path(path)))):
                 raise ImageReadError(path, "corrupt image data (the file is complete but its data does not decode)") from None
             raise ImageReadError(path, "truncated file (the image data ends early)") from None
         raise ImageReadError(path, f"corrupt or unreadable image ({text})") from None
@@ -68,15 +74,24 @@ def _open_pil(path: str | os.PathLike) -> Image.Image:
 _END_MARKERS = {b"\xff\xd8": (b"\xff\xd9",), b"\x89PNG": (b"IEND\xaeB`\x82",)}
 
 
-def _has_end_marker(path: Path) -> bool:
-    """True when ``path`` ends the way a complete JPEG or PNG file ends."""
+def _ends_of_file(path: Path) -> tuple[bytes, bytes]:
+    """The first 4 and the last 16 bytes of ``path`` (empty when it cannot be read)."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(4)
             handle.seek(max(0, path.stat().st_size - 16))
-            tail = handle.read().rstrip(b"\x00")
+            return head, handle.read()
     except OSError:
-        return False
+        return b"", b""
+
+
+def _ends_of_bytes(data: bytes) -> tuple[bytes, bytes]:
+    return bytes(data[:4]), bytes(data[-16:])
+
+
+def _has_end_marker(head: bytes, tail: bytes) -> bool:
+    """True when a file starting with ``head`` ends with ``tail`` the way a complete JPEG or PNG ends."""
+    tail = tail.rstrip(b"\x00")
     for magic, ends in _END_MARKERS.items():
         if head.startswith(magic):
             return any(tail.endswith(end) for end in ends)
@@ -116,14 +131,16 @@ def pil_to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
     """Read ``path`` as an upright ``HxWx3`` uint8 RGB array.
 
     Greyscale, palette, CMYK and 16-bit files are converted; RGBA keeps its
     colour and drops its alpha; EXIF orientation is applied. Raises
-    :class:`ImageReadError` naming the file when it cannot be used.
+    :class:`ImageReadError` naming the file when it cannot be used. With
+    ``data``, those bytes are decoded in memory (an upload, an object-store
+    read) with the same checks, and ``path`` only names them in errors.
     """
-    img = _open_pil(path)
+    img = _open_pil(path, data)
     try:
         rgb = pil_to_rgb(img)
     except (OSError, ValueError) as exc:

@@ -31,3 +31,14 @@ def peer_onnx() -> Path:
     if path is None:
         pytest.skip("../shared/peers/u2netp.onnx is absent (the peer model)")
     return path
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    """The shipped default model (``RMBG.runtime.default_model_path``), or a skip with the reason."""
+    from RMBG.runtime import default_model_path
+
+    try:
+        return default_model_path()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))

@@ -35,3 +35,32 @@ def tree_digest(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+# ---------------------------------------------------------------------------
+# Files that cannot be used (the CLI, the server and Beam all refuse them by name)
+# ---------------------------------------------------------------------------
+def corrupt_png(path: Path, portrait) -> None:
+    """``portrait`` (a PIL image) saved as PNG with 300 bytes of its image data scrambled."""
+    portrait.save(path)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"IDAT") + 100
+    for i in range(start, start + 300):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def truncated_jpeg(path: Path, portrait) -> None:
+    """``portrait`` saved as JPEG and cut in half."""
+    portrait.save(path, quality=90)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+#: kind -> (file name, maker(path, portrait), the reason the CLI gives)
+BAD_FILES = {
+    "corrupt": ("photo.png", corrupt_png, "corrupt or unreadable image"),
+    "truncated": ("photo.jpg", truncated_jpeg, "truncated file"),
+    "empty": ("photo.jpg", lambda p, _: p.write_bytes(b""), "empty file (0 bytes)"),
+    "not an image": ("notes.png", lambda p, _: p.write_text("shopping list: milk, eggs\n"), "not an image"),
+}

@@ -23,16 +23,6 @@ MAX_MAE = {"tflite-none": 0.005, "tflite-fp16": 0.005, "tflite-int8": 0.02, "onn
 
 
 @pytest.fixture(scope="module")
-def model_path() -> Path:
-    from RMBG.runtime import default_model_path
-
-    try:
-        return default_model_path()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
 def keras_model(model_path):
     from RMBG.model import load_model
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from shared_sets import BAD_FILES
 from RMBG.predict import main
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -62,29 +63,6 @@ def rgba_of(path: Path) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # Files that cannot be used: exit 1, the file named with the reason, nothing written
 # ---------------------------------------------------------------------------
-def _corrupt_png(path: Path, portrait: Image.Image) -> None:
-    portrait.save(path)
-    data = bytearray(path.read_bytes())
-    start = data.index(b"IDAT") + 100
-    for i in range(start, start + 300):
-        data[i] ^= 0x5A
-    path.write_bytes(bytes(data))
-
-
-def _truncated_jpeg(path: Path, portrait: Image.Image) -> None:
-    portrait.save(path, quality=90)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-
-
-BAD_FILES = {
-    "corrupt": ("photo.png", _corrupt_png, "corrupt or unreadable image"),
-    "truncated": ("photo.jpg", _truncated_jpeg, "truncated file"),
-    "empty": ("photo.jpg", lambda p, _: p.write_bytes(b""), "empty file (0 bytes)"),
-    "not an image": ("notes.png", lambda p, _: p.write_text("shopping list: milk, eggs\n"), "not an image"),
-}
-
-
 @pytest.mark.parametrize("kind", list(BAD_FILES))
 def test_bad_file_fails_with_its_name_and_reason(kind, tmp_path, portrait, peer_onnx, capsys):
     name, make, reason = BAD_FILES[kind]
