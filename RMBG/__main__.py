@@ -19,6 +19,7 @@ COMMANDS = {
     "remove": ("RMBG.predict", "remove backgrounds from images, folders or globs"),
     "export": ("RMBG.export", "export a model to TFLite or ONNX"),
     "demo": ("RMBG.demo", "remove backgrounds from the bundled demo photos"),
+    "serve": ("RMBG.server", "serve background removal over HTTP: an API and a web page"),
 }
 
 
