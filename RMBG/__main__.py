@@ -19,6 +19,8 @@ COMMANDS = {
     "remove": ("RMBG.predict", "remove backgrounds from images, folders or globs"),
     "export": ("RMBG.export", "export a model to TFLite or ONNX"),
     "demo": ("RMBG.demo", "remove backgrounds from the bundled demo photos"),
+    "video": ("RMBG.video", "remove the background of a video, keeping its sound (rgba: .webm or .mov)"),
+    "stream": ("RMBG.stream", "raw rgb24 frames on stdin to raw cut-out frames on stdout (for ffmpeg pipes)"),
     "serve": ("RMBG.server", "serve background removal over HTTP: an API and a web page"),
 }
 
