@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": ("RMBG.evaluate", "score models and peers on a prepared dataset"),
     "bench": ("RMBG.bench", "time our model against a peer, end to end"),
     "remove": ("RMBG.predict", "remove backgrounds from images, folders or globs"),
+    "beam": ("RMBG.beam", "remove backgrounds on Apache Beam (local runner, Dataflow, Flink, Spark)"),
     "export": ("RMBG.export", "export a model to TFLite or ONNX"),
     "demo": ("RMBG.demo", "remove backgrounds from the bundled demo photos"),
     "video": ("RMBG.video", "remove the background of a video, keeping its sound (rgba: .webm or .mov)"),
