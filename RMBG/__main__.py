@@ -28,13 +28,19 @@ COMMANDS = {
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: python -m RMBG COMMAND [options]   (COMMAND --help for its options)", "", "commands:"]
+    lines = ["usage: python -m RMBG [--verbose] COMMAND [options]   (COMMAND --help for its options)", "",
+             "--verbose keeps the libraries' own log lines and warnings (also RMBG_VERBOSE=1)", "", "commands:"]
     lines += [f"  {name.ljust(width)}  {text}" for name, (_, text) in COMMANDS.items()]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--verbose":
+        from RMBG.quiet import be_verbose
+
+        be_verbose()
+        argv = argv[1:]
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(usage())
         return 0

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from RMBG.modelinfo import ModelInfo, onnx_embedded_info, require_sidecar, select_output, sidecar_path
+from RMBG.quiet import quiet_native_stderr
 
 #: Photos larger than this many times the model's input size are area-averaged
 #: down to it before the Lanczos resize (see :meth:`Segmenter.preprocess`).
@@ -180,7 +181,8 @@ class TFLiteSegmenter(Segmenter):
         path = Path(path)
         info = info or require_sidecar(path)
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            with quiet_native_stderr():
+                self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
         except (ValueError, RuntimeError) as exc:
             raise ValueError(f"{path}: not a usable TFLite model ({exc})") from None
         self._input = self.interpreter.get_input_details()[0]
@@ -192,7 +194,8 @@ class TFLiteSegmenter(Segmenter):
         if n != self._batch:
             size = self.input_size
             self.interpreter.resize_tensor_input(self._input["index"], [n, size, size, 3])
-            self.interpreter.allocate_tensors()
+            with quiet_native_stderr():
+                self.interpreter.allocate_tensors()
             self._batch = n
             self._output = self.interpreter.get_output_details()[0]
 
