@@ -169,12 +169,26 @@ def test_training_widget_defaults_are_a_small_run_in_quick_mode(name, monkeypatc
 
 
 def test_users_get_the_real_presets_outside_quick_mode(monkeypatch, tmp_path):
+    """Outside quick mode the widgets start on the short fine-tune the notebook text describes."""
     pytest.importorskip("ipywidgets")
     from RMBG import viz
-    from RMBG.presets import get_preset
+    from RMBG.archs import get_spec
+    from RMBG.presets import NOTEBOOK_PRESET, get_preset
 
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("RMBG_QUICK", raising=False)
     widgets = viz.preset_widgets(data_dir=tmp_path, out_dir=tmp_path / "run")
-    assert widgets.preset() == get_preset("sample", "u2netp")
+    assert NOTEBOOK_PRESET == "quick-finetune" and widgets.values()["preset"] == NOTEBOOK_PRESET
+    assert widgets.preset() == get_preset(NOTEBOOK_PRESET, "u2netp")
     assert widgets.extra == {}
+    # the config the Train button runs (the same resolve_config as the CLI): its size is the promised one
+    config = widgets.config()
+    preset = config.preset
+    steps = preset.epochs * preset.steps_per_epoch
+    assert (preset.image_size, preset.train_size, preset.batch, steps) == (320, 288, 8, 16)
+    assert (preset.val_every_steps, preset.val_limit, preset.start) == (4, 16, "pretrained")
+    assert config.init == str(get_spec("u2netp").pretrained_path())  # from the pretrained weights
+    for name in ("02_train.ipynb", "workspace.ipynb"):
+        text = "\n".join(c.source for c in nbformat.read(next(p for p in NOTEBOOKS if p.name == name), 4).cells
+                         if c.cell_type == "markdown")
+        assert f"{steps} steps" in text and NOTEBOOK_PRESET in text, f"{name} must say what the training cell runs"

@@ -328,8 +328,10 @@ def test_config_maps_the_widgets_to_a_train_config(tmp_path):
 
 
 def test_preset_table_lists_every_preset_for_the_arch():
+    from RMBG.presets import PRESETS
+
     table = viz.preset_table("u2netp")
-    assert list(table.index) == ["sample", "finetune", "full"]
+    assert list(table.index) == list(PRESETS) == ["sample", "finetune", "quick-finetune", "full"]
     assert table.loc["full", "image_size"] == 320 and viz.preset_table("seed").loc["full", "image_size"] == 512
     # the finetune recipe saves its weights blended with the start; the others save them as trained
     assert 0 < table.loc["finetune", "blend"] < 1 and table.loc["sample", "blend"] == 1.0

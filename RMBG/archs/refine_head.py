@@ -139,7 +139,7 @@ def u2netp_refine(input_size: int = 320, **head):
 #: ``finetune`` for the refine archs: frozen base, trained head. Only what differs from
 #: ``finetune`` (BatchNorm frozen, L1 + IoU on the fused map, every held-out photo checked,
 #: are kept from it): the refinement recipe of Data/models/README.md.
-REFINE_FINETUNE = dict(
+REFINE_RECIPE = dict(
     blend=1.0,  # the start is the plain base, another network: nothing to blend with
     freeze=(),
     optimizer="adam",
@@ -147,10 +147,8 @@ REFINE_FINETUNE = dict(
     clipnorm=None,
     output_norm="none",
     jitter=0.0,
-    val_every_steps=100,
-    epochs=5,
-    early_stop=4,
 )
+REFINE_FINETUNE = dict(REFINE_RECIPE, val_every_steps=100, epochs=5, early_stop=4)
 
 #: Place of these architectures in the registry (and in the CLI's choices).
 ORDER = 20
@@ -163,7 +161,7 @@ SPECS = (
         encoder_prefixes=ENCODER_PREFIXES,
         pretrained=imported_u2netp,
         base="u2netp",
-        preset_overrides={"finetune": REFINE_FINETUNE},
+        preset_overrides={"finetune": REFINE_FINETUNE, "quick-finetune": REFINE_RECIPE},
     ),
     ArchSpec(
         name="u2net_refine",
@@ -171,6 +169,6 @@ SPECS = (
         summary="U-2-Net frozen, with a trainable per-pixel refinement head: outputs [refined, fused, side1..side6]",
         encoder_prefixes=ENCODER_PREFIXES,
         base="u2net",
-        preset_overrides={"finetune": REFINE_FINETUNE},
+        preset_overrides={"finetune": REFINE_FINETUNE, "quick-finetune": REFINE_RECIPE},
     ),
 )

@@ -163,7 +163,9 @@ SPECS = (
         output_index=3,
         encoder_prefixes=ENCODER_PREFIXES,
         aliases=("seed",),
-        # no imported weights: the fine-tune trains everything, slowly
-        preset_overrides={"finetune": dict(freeze=(), freeze_bn=False, optimizer="adam", lr=1e-5)},
+        # no imported weights: the fine-tunes train everything, slowly
+        preset_overrides={
+            name: dict(freeze=(), freeze_bn=False, optimizer="adam", lr=1e-5) for name in ("finetune", "quick-finetune")
+        },
     ),
 )

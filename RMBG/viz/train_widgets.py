@@ -39,7 +39,9 @@ class PresetWidgets(WidgetPanel):
     moves the crop the same way) and :meth:`run` trains it with live curves
     (the button runs it into the output under the widgets).
 
-    In quick mode (``RMBG.constants.quick_mode()``, set in CI) the widgets
+    Outside quick mode the widgets start on ``RMBG.presets.NOTEBOOK_PRESET``
+    (``quick-finetune``: a few minutes that visibly improve the pretrained
+    model). In quick mode (``RMBG.constants.quick_mode()``, set in CI) they
     start on :data:`QUICK_PRESET` with :data:`QUICK_OVERRIDES`, a run of a
     few steps; choosing another preset gives that preset's real values.
     """
@@ -56,11 +58,12 @@ class PresetWidgets(WidgetPanel):
         import ipywidgets as w
 
         from RMBG.archs import ALIASES, arch_names
-        from RMBG.presets import PRESETS, SLIDERS
+        from RMBG.presets import NOTEBOOK_PRESET, PRESETS, SLIDERS
 
         self.presets = dict(presets) if presets is not None else dict(PRESETS)
         self.quick = quick_mode() if quick is None else bool(quick)
-        start = preset or (QUICK_PRESET if self.quick else next(iter(self.presets)))
+        start = preset or (QUICK_PRESET if self.quick else NOTEBOOK_PRESET if NOTEBOOK_PRESET in self.presets
+                           else next(iter(self.presets)))
         if start not in self.presets:
             raise ValueError(f"unknown preset {start!r}: choose one of {', '.join(self.presets)}")
         self.preset_box = w.Dropdown(options=list(self.presets), value=start, description="preset", **field_style())
