@@ -42,7 +42,7 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from RMBG.compose import DEFAULT_BG_COLOR, cover_resize, load_background
+from RMBG.compose import DEFAULT_BG_COLOR, MODES, cover_resize, load_background
 from RMBG.edges import REFINE_METHODS
 from RMBG.imageio import ImageReadError, write_atomic
 from RMBG.removal import Remover, check_output, check_threshold
@@ -50,7 +50,7 @@ from RMBG.runtime import DEFAULT_RUNTIME, KERAS_RUNTIMES
 from RMBG.temporal import DEFAULT_SMOOTH, TemporalSmoother, check_smooth
 
 #: Output modes a video can have (side-by-side is a picture layout, not a video one).
-VIDEO_MODES = ("rgba", "mask", "color", "image", "blur")
+VIDEO_MODES = tuple(mode for mode in MODES if mode != "side-by-side")
 #: Frames per model call (batches of 8 run about twice as fast per frame as single frames on 2 cores).
 DEFAULT_BATCH_SIZE = 8
 #: Batches waiting between two stages; bounds the memory in flight.
