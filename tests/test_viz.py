@@ -305,6 +305,8 @@ def test_preset_choice_fills_the_sliders_which_stay_editable(tmp_path):
 def test_architecture_overrides_and_crop_follow_the_image_size(tmp_path):
     box = viz.preset_widgets(quick=False, preset="full", data_dir=tmp_path, out_dir=tmp_path / "run")
     assert box.values()["image_size"] == 320  # full for u2netp: U-2-Net's own 320/288 recipe
+    # the description says the architecture changes the generic recipe it names
+    assert "512 px" in box.description.value and "for u2netp: image_size=320" in box.description.value
     box.arch.value = "seed"
     assert box.values()["image_size"] == 512 and box.values()["batch"] == 64
     box.arch.value = "u2netp"

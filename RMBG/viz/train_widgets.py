@@ -139,7 +139,14 @@ class PresetWidgets(WidgetPanel):
         self._describe()
 
     def _describe(self) -> None:
-        self.description.value = f"<i>{getattr(self._base(), 'description', '')}</i>"
+        from RMBG.archs import get_spec
+
+        text = f"<i>{getattr(self._base(), 'description', '')}</i>"
+        changes = get_spec(self.arch.value).preset_overrides.get(self.preset_box.value, {})
+        if changes:  # the sliders show these, not the generic values the description names
+            listed = ", ".join(f"{k}={v}" for k, v in changes.items())
+            text += f"<br>for {self.arch.value}: {listed}"
+        self.description.value = text
         notes = [f"<b>start weights</b>: {self.start_problem}"] if self.start_problem else []
         if self.extra:
             listed = ", ".join(f"{k}={v}" for k, v in self.extra.items())
