@@ -188,6 +188,42 @@ def expand_freeze(prefixes, arch: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: The default model's recipe (also the start of ``quick-finetune``).
+FINETUNE = Preset(
+    name="finetune",
+    description=(
+        "fine-tune imported u2netp weights at 320 on random 288 crops (the inference scale), "
+        "BatchNorm frozen, encoder frozen, layer-wise LAMB steps, L1 + soft IoU on the fused map, "
+        "MAE on every held-out photo every 50 steps keeping the best, saved blended with the start "
+        "weights (see blend; the default model's recipe)"
+    ),
+    image_size=320,
+    crop_size=288,
+    crop_scale=(0.81, 0.81),
+    crop_ratio=(1.0, 1.0),
+    batch=8,
+    lr=1e-4,
+    epochs=3,
+    split=0.2,
+    jitter=0.1,
+    composite=0.0,
+    loss="l1+iou",
+    side_weights="fused",
+    optimizer="lamb",
+    weight_decay=0.0,
+    clipnorm=1.0,
+    start="pretrained",
+    freeze_bn=True,
+    freeze=(ENCODER_ALIAS,),
+    output_norm="keep",
+    val_every_steps=50,
+    val_limit=None,
+    lr_patience=3,
+    early_stop=6,
+    blend=0.6,
+)
+
+
 #: The presets, arch-independent values (each ArchSpec's ``preset_overrides`` adapt them).
 PRESETS: dict[str, Preset] = {
     "sample": Preset(
@@ -206,63 +242,17 @@ PRESETS: dict[str, Preset] = {
         lr_patience=5,
         early_stop=20,
     ),
-    "finetune": Preset(
-        name="finetune",
-        description=(
-            "fine-tune imported u2netp weights at 320 on random 288 crops (the inference scale), "
-            "BatchNorm frozen, encoder frozen, layer-wise LAMB steps, L1 + soft IoU on the fused map, "
-            "MAE on every held-out photo every 50 steps keeping the best, saved blended with the start "
-            "weights (see blend; the default model's recipe)"
-        ),
-        image_size=320,
-        crop_size=288,
-        crop_scale=(0.81, 0.81),
-        crop_ratio=(1.0, 1.0),
-        batch=8,
-        lr=1e-4,
-        epochs=3,
-        split=0.2,
-        jitter=0.1,
-        composite=0.0,
-        loss="l1+iou",
-        side_weights="fused",
-        optimizer="lamb",
-        weight_decay=0.0,
-        clipnorm=1.0,
-        start="pretrained",
-        freeze_bn=True,
-        freeze=(ENCODER_ALIAS,),
-        output_norm="keep",
-        val_every_steps=50,
-        val_limit=None,
-        lr_patience=3,
-        early_stop=6,
-        blend=0.6,
-    ),
-    "quick-finetune": Preset(
+    "finetune": FINETUNE,
+    "quick-finetune": replace(
+        FINETUNE,
         name="quick-finetune",
         description=(
             "the notebooks' short fine-tune: the finetune recipe (pretrained u2netp at 320, 288 crops, "
             "encoder and BatchNorm frozen, LAMB, L1 + soft IoU) for 16 steps, 16 held-out photos checked "
             "every 4 steps, the best kept as it is (no blend); about 5 minutes on 2 CPU cores"
         ),
-        image_size=320,
-        crop_size=288,
-        crop_scale=(0.81, 0.81),
-        crop_ratio=(1.0, 1.0),
-        batch=8,
-        lr=1e-4,
         epochs=1,
         steps_per_epoch=16,
-        split=0.2,
-        jitter=0.1,
-        loss="l1+iou",
-        side_weights="fused",
-        optimizer="lamb",
-        clipnorm=1.0,
-        start="pretrained",
-        freeze_bn=True,
-        freeze=(ENCODER_ALIAS,),
         val_every_steps=4,
         val_limit=16,
         blend=1.0,
