@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
@@ -35,16 +34,13 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
 from RMBG.modelinfo import SIDECAR_SUFFIX
-from RMBG.removal import Remover
+from RMBG.removal import Remover, per_item_fallback
 from RMBG.runtime import DEFAULT_RUNTIME
 
 #: Metrics namespace of the pipeline's counters (``model_calls``, ``ok``, ``skipped``, ``failed``).
 METRICS_NAMESPACE = "RMBG"
 #: Photos stacked into one model call at most (``--batch-size``).
 DEFAULT_MAX_BATCH_SIZE = 8
-#: One model call at a time per worker process: the TFLite and ONNX
-#: interpreters a process shares are not safe to call from several threads.
-_INFER_LOCK = threading.Lock()
 
 
 @dataclass
@@ -132,25 +128,14 @@ class RemovalModelHandler(ModelHandler):
         return [(photo, result) for (photo, _), result in zip(batch, results)]
 
     def _masks(self, model: Remover, tensors: list[np.ndarray]) -> list[Any]:
-        try:
-            return list(self._call(model, np.stack(tensors).astype(np.float32, copy=False)))
-        except Exception as exc:  # noqa: BLE001 - retried one by one below
-            if len(tensors) == 1:
-                return [exc]
-        masks: list[Any] = []
-        for tensor in tensors:
-            try:
-                masks.append(self._call(model, tensor[None].astype(np.float32, copy=False))[0])
-            except Exception as exc:  # noqa: BLE001 - becomes this photo's failed record
-                masks.append(exc)
-        return masks
+        """Small masks of preprocessed model inputs: one model call for them all, photo by photo when
+        it fails (:func:`RMBG.removal.per_item_fallback`); a photo that still fails gets its exception."""
 
-    def _call(self, model: Remover, stacked: np.ndarray) -> np.ndarray:
-        """Small masks of a stacked model input: the segmenter's own model call and output scaling."""
-        segmenter = model.segmenter
-        with _INFER_LOCK:
+        def call(inputs):
             Metrics.counter(METRICS_NAMESPACE, "model_calls").inc()
-            return segmenter.info.finish(segmenter._infer(stacked))
+            return model.segmenter.masks_of_inputs(np.stack(inputs))
+
+        return per_item_fallback(call, tensors)
 
     def get_num_bytes(self, batch: Sequence[tuple[Photo, np.ndarray]]) -> int:
         return int(sum(np.asarray(tensor).nbytes for _, tensor in batch))

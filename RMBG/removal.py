@@ -86,6 +86,26 @@ def finish_mask(image: np.ndarray, small_mask: np.ndarray, refine: str = "none",
     return alpha
 
 
+def per_item_fallback(call, items: Sequence) -> list:
+    """``call(items)`` (one result per item, e.g. one model call for a batch) as a list; when the
+    batch fails, ``call([item])`` item by item, an item that still fails getting its exception."""
+    items = list(items)
+    if not items:
+        return []
+    try:
+        return list(call(items))
+    except Exception as exc:  # noqa: BLE001 - reported per item below
+        if len(items) == 1:
+            return [exc]
+    results: list = []
+    for item in items:
+        try:
+            results.append(call([item])[0])
+        except Exception as exc:  # noqa: BLE001
+            results.append(exc)
+    return results
+
+
 class Remover:
     """A model and the mask options, turning photos into masks and output pictures.
 
@@ -133,21 +153,7 @@ class Remover:
         Returns, per photo, its small mask or the exception it raised: the batch
         is tried whole first, then photo by photo when it fails.
         """
-        images = list(images)
-        if not images:
-            return []
-        try:
-            return list(self.segmenter.predict_small(images, batch_size=len(images)))
-        except Exception as exc:  # noqa: BLE001 - reported per photo below
-            if len(images) == 1:
-                return [exc]
-        results: list = []
-        for image in images:
-            try:
-                results.append(self.segmenter.predict_small([image])[0])
-            except Exception as exc:  # noqa: BLE001
-                results.append(exc)
-        return results
+        return per_item_fallback(lambda batch: self.segmenter.predict_small(batch, batch_size=len(batch)), images)
 
     def finish(self, image: np.ndarray, small_mask: np.ndarray, refine: str | None = None) -> np.ndarray:
         """A small mask of ``image`` as its full-size ``HxW`` float32 alpha (this remover's
@@ -173,10 +179,11 @@ class Remover:
         return compose(image, alpha, mode, bg_color=bg_color, bg_image=bg_image)
 
     def picture(self, image: np.ndarray, small_mask: np.ndarray, mode: str = "rgba", bg_color=DEFAULT_BG_COLOR,
-                background: np.ndarray | None = None) -> Image.Image:
-        """The output picture of ``mode`` from an RGB photo and its small mask (finished here);
-        ``background`` is the decoded picture of the ``image`` mode (:func:`RMBG.compose.load_background`)."""
-        alpha = alpha_to_uint8(self.finish(image, small_mask))
+                background: np.ndarray | None = None, refine: str | None = None) -> Image.Image:
+        """The output picture of ``mode`` from an RGB photo and its small mask (finished here, with
+        this remover's refinement unless ``refine`` says otherwise); ``background`` is the decoded
+        picture of the ``image`` mode (:func:`RMBG.compose.load_background`)."""
+        alpha = alpha_to_uint8(self.finish(image, small_mask, refine))
         return compose(image, alpha, mode, bg_color=bg_color, bg_image=background)
 
     def remove_many(self, images: Sequence, mode: str = "rgba", bg_color=DEFAULT_BG_COLOR,

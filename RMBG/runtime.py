@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
@@ -65,6 +66,9 @@ class Segmenter:
         self.info = info
         self.name = name
         self.path = Path(path) if path is not None else None
+        # one model call at a time: interpreters (TFLite, onnxruntime sessions resized per batch)
+        # are not safe to call from several threads, and cached segmenters are shared
+        self._lock = threading.Lock()
 
     # -- to implement ----------------------------------------------------
     def _infer(self, batch: np.ndarray) -> np.ndarray:
@@ -98,10 +102,16 @@ class Segmenter:
         outputs = []
         for start in range(0, len(images), max(1, batch_size)):
             chunk = images[start : start + max(1, batch_size)]
-            batch = np.stack([self.preprocess(img) for img in chunk]).astype(np.float32)
-            outputs.append(self.info.finish(self._infer(batch)))
+            outputs.append(self.masks_of_inputs(np.stack([self.preprocess(img) for img in chunk])))
         size = self.input_size
         return np.concatenate(outputs) if outputs else np.zeros((0, size, size), np.float32)
+
+    def masks_of_inputs(self, batch: np.ndarray) -> np.ndarray:
+        """Model-size masks ``NxSxS`` in [0, 1] of an already preprocessed ``NxSxSx3`` batch:
+        one model call (one at a time across threads) and the output scaling."""
+        with self._lock:
+            maps = self._infer(np.asarray(batch, dtype=np.float32))
+        return self.info.finish(maps)
 
     def predict(self, images: Sequence[np.ndarray], batch_size: int = 1) -> list[np.ndarray]:
         """Full-size masks, one ``HxW`` float32 array in [0, 1] per image."""

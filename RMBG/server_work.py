@@ -127,9 +127,9 @@ def encode(picture: Image.Image, fmt: str, mode: str) -> bytes:
 class Models:
     """The models a server was started with, by name, each with the lock its runtime needs.
 
-    A TFLite interpreter must not run two calls at once, so each model's
-    inference is serialised; decoding, edge refinement, composing and encoding
-    of other requests go on in parallel.
+    A model runs one call at a time (:meth:`RMBG.runtime.Segmenter.masks_of_inputs`);
+    decoding, edge refinement, composing and encoding of other requests go on in
+    parallel.
     """
 
     def __init__(self, removers: list[Remover]):
@@ -140,7 +140,6 @@ class Models:
             self.removers[remover.name] = remover
         if not self.removers:
             raise ValueError("no model to serve")
-        self.locks = {name: threading.Lock() for name in self.removers}
 
     @property
     def names(self) -> list[str]:
@@ -156,18 +155,16 @@ class Models:
             self.small_mask(name, np.zeros((8, 8, 3), np.uint8))
 
     def small_mask(self, name: str, image: np.ndarray) -> np.ndarray:
-        with self.locks[name]:
-            return self.removers[name].small_masks([image])[0]
+        """The model-size mask (the segmenter runs one model call at a time across the workers)."""
+        return self.removers[name].small_masks([image])[0]
 
     def render(self, data: bytes, background: bytes | None, options: Options) -> bytes:
         """The encoded output picture for uploaded bytes: the pipeline of :class:`Remover`, step by step."""
         image = decode_upload(data, "file")
         back = decode_upload(background, "background") if options.mode == "image" else None
         small = self.small_mask(options.model, image)
-        base = self.removers[options.model]
-        remover = base if options.refine == base.refine else Remover(base.segmenter, base.runtime, options.refine,
-                                                                      base.threshold)
-        picture = remover.picture(image, small, options.mode, options.bg_color, back)
+        picture = self.removers[options.model].picture(image, small, options.mode, options.bg_color, back,
+                                                      refine=options.refine)
         return encode(picture, options.format, options.mode)
 
 
