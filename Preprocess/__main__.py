@@ -41,6 +41,13 @@ def _prepare_parser(sub) -> None:
         type=float,
         help="add a fixed 'split' column holding out this fraction per category (seed 42)",
     )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.0,
+        help="also hold out this fraction per category as 'test', reported once and used for no choice "
+        "(drawn from the training part, so the validation files do not change)",
+    )
 
 
 def _check_parser(sub) -> None:
@@ -66,6 +73,7 @@ def run_prepare(args) -> int:
             category=args.category,
             size=args.size,
             val_fraction=args.val_fraction,
+            test_fraction=args.test_fraction,
         )
     except (OSError, ValueError) as exc:
         print(f"prepare: not done: {exc}", file=sys.stderr)

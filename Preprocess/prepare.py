@@ -189,7 +189,7 @@ def _write_index(out: Path, frame: pd.DataFrame) -> None:
     write_atomic(out / INDEX_NAME, lambda tmp: frame.to_csv(tmp, index=False), overwrite=True)
 
 
-def _with_splits(frame: pd.DataFrame, val_fraction: float | None, seed: int) -> pd.DataFrame:
+def _with_splits(frame: pd.DataFrame, val_fraction: float | None, seed: int, test_fraction: float = 0.0) -> pd.DataFrame:
     """Fill the ``split`` of rows that have none (see the module docstring)."""
     if val_fraction is None and "split" not in frame:
         return frame
@@ -204,7 +204,7 @@ def _with_splits(frame: pd.DataFrame, val_fraction: float | None, seed: int) -> 
         else:
             names = frame.loc[missing, "Image Name"].astype(str).tolist()
             categories = frame.loc[missing, "Category"].astype(str).tolist()
-            split[missing] = assign_split(names, categories, val_fraction, seed)
+            split[missing] = assign_split(names, categories, val_fraction, seed, test_fraction=test_fraction)
     frame["split"] = split.astype(str)
     return frame
 
@@ -216,6 +216,7 @@ def prepare(
     size: int | None = None,
     val_fraction: float | None = None,
     seed: int = SEED,
+    test_fraction: float = 0.0,
 ) -> PrepareResult:
     """Prepare every ``(kind, source_folder)`` of ``sources`` into ``out`` (see the module docstring).
 
@@ -230,6 +231,10 @@ def prepare(
         raise ValueError(f"--size must be a positive number of pixels, got {size}")
     if val_fraction is not None and not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    if test_fraction and val_fraction is None:
+        raise ValueError("--test-fraction needs --val-fraction (the test part is drawn after the validation part)")
+    if val_fraction is not None and not 0.0 <= test_fraction < 1.0 - val_fraction:
+        raise ValueError(f"--test-fraction must be in [0, 1 - val_fraction), got {test_fraction}")
     for _kind, src in sources:
         if not src.is_dir():
             raise FileNotFoundError(f"{src}: source folder not found")
@@ -296,7 +301,7 @@ def prepare(
         result.per_source[f"{kind} {src}"] = added_here + already_here
 
     frame = flush()
-    frame = _with_splits(frame, val_fraction, seed)
+    frame = _with_splits(frame, val_fraction, seed, test_fraction)
     _write_index(out, frame)
     report = pd.DataFrame([(str(p), r) for p, r in result.problems], columns=["file", "problem"])
     write_atomic(out / REPORT_NAME, lambda tmp: report.to_csv(tmp, index=False), overwrite=True)

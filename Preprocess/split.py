@@ -1,4 +1,4 @@
-"""The fixed train/validation split, stratified by category.
+"""The fixed train/validation(/test) split, stratified by category.
 
 One function, shared by ``prepare --val-fraction`` (which writes the ``split``
 column of ``index.csv``), :func:`Preprocess.util.create_csv` and the training
@@ -11,10 +11,10 @@ import random
 from collections import defaultdict
 from typing import Sequence
 
-from RMBG.constants import SEED
+from RMBG.constants import INDEX_SPLITS, SEED
 
-TRAIN = "train"
-VAL = "val"
+#: The three parts; ``test`` is reported once and touched by no choice (checkpoint, blend share, knobs).
+TRAIN, VAL, TEST = INDEX_SPLITS
 
 
 def assign_split(
@@ -22,8 +22,9 @@ def assign_split(
     categories: Sequence[str],
     val_fraction: float,
     seed: int = SEED,
+    test_fraction: float = 0.0,
 ) -> list[str]:
-    """``"train"`` or ``"val"`` for each name, holding out ``val_fraction`` per category.
+    """``"train"``, ``"val"`` (or ``"test"``) for each name, holding out fractions per category.
 
     The split is by file and stratified: within each category the names are
     sorted, shuffled with a generator seeded by ``seed`` and the category, and
@@ -32,17 +33,25 @@ def assign_split(
     and keeps at least one for training; a category with a single file keeps it
     for training. The result depends only on the (name, category) pairs and the
     seed, not on the order they are given in.
+
+    ``test_fraction`` (of each category's files) then moves part of the
+    training files to ``"test"``, drawn the same way with its own seed, so the
+    validation files are the same with or without a test part: choices made on
+    a two-way split's validation files stay on validation.
     """
     if len(names) != len(categories):
         raise ValueError(f"{len(names)} names but {len(categories)} categories")
     if not 0.0 <= float(val_fraction) < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if not 0.0 <= float(test_fraction) < 1.0 - float(val_fraction):
+        raise ValueError(f"test_fraction must be in [0, 1 - val_fraction), got {test_fraction}")
     if len(set(names)) != len(names):
         raise ValueError("names must be unique to be split by file")
     by_category: dict[str, list[str]] = defaultdict(list)
     for name, category in zip(names, categories):
         by_category[str(category)].append(str(name))
     held_out: set[str] = set()
+    tested: set[str] = set()
     for category, members in by_category.items():
         members.sort()
         count = len(members)
@@ -53,4 +62,38 @@ def assign_split(
             n_val = 0
         random.Random(f"{seed}:{category}").shuffle(members)
         held_out.update(members[:n_val])
-    return [VAL if str(name) in held_out else TRAIN for name in names]
+        rest = sorted(members[n_val:])
+        n_test = 0
+        if test_fraction > 0 and len(rest) >= 2:
+            n_test = min(max(int(round(count * test_fraction)), 1), len(rest) - 1)
+        random.Random(f"{seed}:{category}:test").shuffle(rest)
+        tested.update(rest[:n_test])
+    return [VAL if str(name) in held_out else TEST if str(name) in tested else TRAIN for name in names]
+
+
+def write_split_lists(dataset_dir, prefix, relative_to, header: str = "") -> dict[str, int]:
+    """Write ``PREFIX-train.txt``, ``-val.txt``, ``-test.txt``: each split's source photos, one per line.
+
+    Paths are the ``Source Image`` column of the prepared ``index.csv``,
+    relative to ``relative_to`` (e.g. ``../shared/data``), so the lists name
+    the original files; ``header`` lines go on top as ``#`` comments.
+    Returns the number of photos in each split.
+    """
+    import os
+    from pathlib import Path
+
+    from RMBG.data import read_index
+    from RMBG.imageio import write_atomic
+
+    _columns, rows = read_index(dataset_dir)
+    base = Path(relative_to).resolve()
+    counts = {}
+    for split in INDEX_SPLITS:
+        names = sorted(
+            Path(os.path.relpath(Path(row["Source Image"]).resolve(), base)).as_posix()
+            for row in rows if (row.get("split") or "").strip() == split
+        )
+        counts[split] = len(names)
+        text = "".join(f"# {line}\n" for line in header.splitlines()) + "".join(f"{name}\n" for name in names)
+        write_atomic(Path(f"{prefix}-{split}.txt"), lambda tmp: tmp.write_text(text), overwrite=True)
+    return counts

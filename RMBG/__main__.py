@@ -12,6 +12,9 @@ import sys
 #: command -> (module, one-line help)
 COMMANDS = {
     "import-weights": ("RMBG.weights", "import rembg's u2net/u2netp ONNX weights into a .keras model"),
+    "fetch-teacher": ("RMBG.fetch_teacher", "download rembg's U-2-Net (176 MB) as a distillation teacher (opt-in)"),
+    "label": ("RMBG.label", "write a dataset whose masks are a teacher model's soft maps (distillation)"),
+    "distill-set": ("RMBG.distill_set", "mix ground truth and teacher labels into one training folder"),
     "train": ("RMBG.train", "train or fine-tune a model with a preset"),
     "blend": ("RMBG.weight_blend", "blend a fine-tuned model's weights with its start's (WiSE-FT)"),
     "evaluate": ("RMBG.evaluate", "score models and peers on a prepared dataset"),

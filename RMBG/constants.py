@@ -32,6 +32,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 #: Seed used for splits and anything random that must repeat.
 SEED = 42
+#: The parts an ``index.csv`` ``split`` column may name: ``test`` is reported once and used for no choice.
+INDEX_SPLITS = ("train", "val", "test")
 
 #: Largest image (in pixels) we agree to decode; PIL's own bomb check sits below it.
 MAX_IMAGE_PIXELS = 16_000 * 16_000

@@ -34,7 +34,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from RMBG.constants import SEED
+from RMBG.constants import INDEX_SPLITS, SEED
 from RMBG.imageio import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -166,7 +166,7 @@ def list_pairs(root: str | os.PathLike) -> tuple[list[Pair], list[tuple[str, str
         missing = {"Image Path", "Mask Path"} - set(rows[0] if rows else {"Image Path", "Mask Path"})
         if missing:
             raise ValueError(f"{index}: missing column(s) {', '.join(sorted(missing))}")
-        with_split = bool(rows) and all((r.get("split") or "").strip() in {"train", "val"} for r in rows)
+        with_split = bool(rows) and all((r.get("split") or "").strip() in INDEX_SPLITS for r in rows)
         for row in rows:
             image = _resolve(root, row["Image Path"], "images")
             mask = _resolve(root, row["Mask Path"], "masks")
@@ -194,7 +194,7 @@ def assign_splits(pairs: Sequence[Pair], split: float, seed: int = SEED) -> list
     stratified by category, seeded), on every listed file, so that a file
     failing its check later does not move the others between splits.
     """
-    if pairs and all(p.split in {"train", "val"} for p in pairs):
+    if pairs and all(p.split in INDEX_SPLITS for p in pairs):
         return list(pairs)
     from Preprocess.split import assign_split
 

@@ -224,6 +224,25 @@ FINETUNE = Preset(
 )
 
 
+#: Distillation (issue 23): the finetune recipe on a folder made by ``python -m RMBG distill-set`` (ground
+#: truth, teacher maps, and their mix on labelled photos), kept as trained (no blend: the teacher's maps on
+#: a thousand varied photos already do what the blend back to the start weights did, keep the model general).
+#: L1 + soft IoU stay the loss: both are defined for soft targets (L1's minimum for a soft target is the
+#: target itself, soft IoU weighs each pixel by its grey level) and L1 is the MAE the model is judged on.
+DISTILL = replace(
+    FINETUNE,
+    name="distill",
+    description=(
+        "distil a teacher into u2netp: the finetune recipe (pretrained u2netp at 320, 288 crops, encoder and "
+        "BatchNorm frozen, LAMB, L1 + soft IoU, which suit soft targets) on a distill-set folder (ground truth, "
+        "teacher maps, their mix on labelled photos; validation on ground truth only), best checkpoint kept "
+        "as it is (no blend)"
+    ),
+    epochs=3,
+    blend=1.0,
+)
+
+
 #: The presets, arch-independent values (each ArchSpec's ``preset_overrides`` adapt them).
 PRESETS: dict[str, Preset] = {
     "sample": Preset(
@@ -257,6 +276,7 @@ PRESETS: dict[str, Preset] = {
         val_limit=16,
         blend=1.0,
     ),
+    "distill": DISTILL,
     "full": Preset(
         name="full",
         description="the original full training: 512 px, batch 64, lr 1e-6, 100 epochs, split 0.2",

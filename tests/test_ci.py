@@ -39,8 +39,8 @@ def test_ci_treats_exit_5_as_failure(tmp_path):
     (tmp_path / "README.md").write_text(
         "<!-- command:main -->\n```bash\ntrue\n```\n<!-- command:test -->\n```bash\nexit 5\n```\n"
     )
-    # RMBG_CI_NO_APT: this copy of .ci/run must not install Chromium on a machine that lacks it
+    # RMBG_CI_NO_APT / RMBG_CI_NO_TEACHER: this copy of .ci/run must not install Chromium or fetch the teacher
     result = subprocess.run(["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True,
-                            env={**os.environ, "RMBG_CI_NO_APT": "1"})
+                            env={**os.environ, "RMBG_CI_NO_APT": "1", "RMBG_CI_NO_TEACHER": "1"})
     assert result.returncode == 1
     assert "no tests" in result.stderr

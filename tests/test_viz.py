@@ -333,10 +333,12 @@ def test_preset_table_lists_every_preset_for_the_arch():
     from RMBG.presets import PRESETS
 
     table = viz.preset_table("u2netp")
-    assert list(table.index) == list(PRESETS) == ["sample", "finetune", "quick-finetune", "full"]
+    assert list(table.index) == list(PRESETS) == ["sample", "finetune", "quick-finetune", "distill", "full"]
     assert table.loc["full", "image_size"] == 320 and viz.preset_table("seed").loc["full", "image_size"] == 512
     # the finetune recipe saves its weights blended with the start; the others save them as trained
     assert 0 < table.loc["finetune", "blend"] < 1 and table.loc["sample", "blend"] == 1.0
+    # distillation is the finetune recipe on another folder, kept as trained
+    assert table.loc["distill", "loss"] == table.loc["finetune", "loss"] and table.loc["distill", "blend"] == 1.0
 
 
 # ---------------------------------------------------------------------------

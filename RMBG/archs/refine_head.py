@@ -161,7 +161,7 @@ SPECS = (
         encoder_prefixes=ENCODER_PREFIXES,
         pretrained=imported_u2netp,
         base="u2netp",
-        preset_overrides={"finetune": REFINE_FINETUNE, "quick-finetune": REFINE_RECIPE},
+        preset_overrides={"finetune": REFINE_FINETUNE, "quick-finetune": REFINE_RECIPE, "distill": REFINE_FINETUNE},
     ),
     ArchSpec(
         name="u2net_refine",
@@ -169,6 +169,6 @@ SPECS = (
         summary="U-2-Net frozen, with a trainable per-pixel refinement head: outputs [refined, fused, side1..side6]",
         encoder_prefixes=ENCODER_PREFIXES,
         base="u2net",
-        preset_overrides={"finetune": REFINE_FINETUNE, "quick-finetune": REFINE_RECIPE},
+        preset_overrides={"finetune": REFINE_FINETUNE, "quick-finetune": REFINE_RECIPE, "distill": REFINE_FINETUNE},
     ),
 )

@@ -165,7 +165,7 @@ SPECS = (
         aliases=("seed",),
         # no imported weights: the fine-tunes train everything, slowly
         preset_overrides={
-            name: dict(freeze=(), freeze_bn=False, optimizer="adam", lr=1e-5) for name in ("finetune", "quick-finetune")
+            name: dict(freeze=(), freeze_bn=False, optimizer="adam", lr=1e-5) for name in ("finetune", "quick-finetune", "distill")
         },
     ),
 )

@@ -1,0 +1,250 @@
+"""Teacher labels: a prepared dataset whose masks are a teacher model's soft maps.
+
+``python -m RMBG label --teacher FILE [--teacher FILE ...] [--tta flip] IMAGES... --out DIR``
+writes ``DIR/images/NAME`` (the photo's own bytes), ``DIR/masks/NAME.png``
+(8-bit soft map at the photo's size, grey levels kept: several teachers and
+the flipped copies averaged) and ``DIR/index.csv`` (the prepared-folder
+columns, ``split`` = ``train``, and per row the teacher files' names and
+digests and the test-time augmentation).
+
+The teachers run through :mod:`RMBG.runtime` like every model here (a public
+U-2-Net ``.onnx`` as rembg runs it, our ``.keras``/``.tflite``/``.onnx``
+files with their recorded preprocessing). A photo already in the index with
+its mask on disk is skipped, so a killed run continues where it stopped; a
+photo that cannot be read is reported by name and skipped.
+
+``--teacher`` defaults to rembg's own copy of U-2-Net,
+``$U2NET_HOME/u2net.onnx`` (``~/.u2net`` by default), when it is there; the
+``fetch-teacher`` command puts it there (the one command that downloads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from RMBG.imageio import ImageReadError, read_image, write_atomic
+
+#: Test-time augmentations ``label`` can average over.
+TTA_CHOICES = ("none", "flip")
+#: ``index.csv`` columns of a labelled folder (the prepared-folder columns, then the teacher's).
+LABEL_COLUMNS = [
+    "Image Name", "Category", "Image Path", "Mask Path", "width", "height",
+    "Source Kind", "Source Image", "Source Mask", "split", "Teacher", "Teacher Digest", "TTA",
+]
+#: Rewrite ``index.csv`` after this many new photos (what a kill can cost).
+FLUSH_EVERY = 20
+#: The ``Source Kind`` of a teacher-labelled row.
+SOURCE_KIND = "teacher"
+
+
+def teacher_home() -> Path:
+    """Where rembg keeps its models: ``$U2NET_HOME`` or ``~/.u2net``."""
+    return Path(os.environ.get("U2NET_HOME") or Path.home() / ".u2net")
+
+
+def default_teacher() -> Path | None:
+    """rembg's U-2-Net (``teacher_home()/u2net.onnx``) when the file is there, else ``None``."""
+    path = teacher_home() / "u2net.onnx"
+    return path if path.is_file() else None
+
+
+@dataclass
+class LabelResult:
+    """What :func:`label_images` did: rows written now, photos already done, failures with reasons."""
+
+    out: Path
+    written: list[str] = field(default_factory=list)
+    already_done: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"labelled {len(self.written)} photos into {self.out} "
+                 f"({self.already_done} already done, {len(self.failed)} failed)"]
+        lines += [f"  failed {path}: {why}" for path, why in self.failed]
+        return "\n".join(lines)
+
+
+class Teachers:
+    """One or more teacher models whose full-size maps are averaged, optionally with flips."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike], tta: str = "none", runtime: str = "tflite"):
+        from RMBG.runtime import file_digest, load_segmenter
+
+        if not paths:
+            raise ValueError("no teacher: pass --teacher FILE (or put rembg's u2net.onnx in ~/.u2net)")
+        if tta not in TTA_CHOICES:
+            raise ValueError(f"unknown test-time augmentation {tta!r}: choose one of {', '.join(TTA_CHOICES)}")
+        self.paths = [Path(p) for p in paths]
+        for path in self.paths:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: teacher model not found")
+        self.tta = tta
+        self.segmenters = [load_segmenter(path, runtime=runtime) for path in self.paths]
+        self.names = ";".join(path.name for path in self.paths)
+        self.digests = ";".join(file_digest(path) for path in self.paths)
+
+    def soft_map(self, image: np.ndarray) -> np.ndarray:
+        """``HxW`` float32 in [0, 1]: the mean of every teacher's map (and of its flipped-back flip)."""
+        views = [image] + ([np.ascontiguousarray(image[:, ::-1])] if self.tta == "flip" else [])
+        maps = []
+        for segmenter in self.segmenters:
+            for k, masks in enumerate(segmenter.predict(views, batch_size=len(views))):
+                maps.append(masks[:, ::-1] if k == 1 else masks)
+        return np.clip(np.mean(maps, axis=0), 0.0, 1.0).astype(np.float32)
+
+
+def mask_to_png(soft: np.ndarray) -> Image.Image:
+    """A soft map as an 8-bit greyscale picture (rounded, so 1/255 is the only loss)."""
+    return Image.fromarray(np.round(np.clip(soft, 0.0, 1.0) * 255.0).astype(np.uint8), mode="L")
+
+
+def _unique_name(rel: Path, taken: set[str]) -> str:
+    """A flat file name for ``rel`` (folders joined by ``_``), numbered when it is taken."""
+    stem = "_".join(rel.with_suffix("").parts)
+    name, number = stem, 1
+    while name in taken:
+        number += 1
+        name = f"{stem}_{number}"
+    return name
+
+
+def _read_done(out: Path) -> dict[str, dict]:
+    """Rows of an earlier run whose mask is on disk, keyed by their source photo."""
+    from RMBG.data import read_index
+
+    try:
+        _columns, rows = read_index(out)
+    except FileNotFoundError:
+        return {}
+    return {
+        row["Source Image"]: row for row in rows
+        if row.get("Source Image") and (out / (row.get("Mask Path") or "")).is_file()
+    }
+
+
+def _write_index(out: Path, rows: Sequence[dict]) -> None:
+    import csv
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=LABEL_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomic(out / "index.csv", write, overwrite=True)
+
+
+def label_images(
+    inputs: Sequence[str],
+    out: str | os.PathLike,
+    teachers: Teachers,
+    category: str | None = None,
+    progress: bool = True,
+) -> LabelResult:
+    """Teacher-label every photo of ``inputs`` (files, folders, globs) into ``out`` (see the module docstring)."""
+    from tqdm import tqdm
+
+    from RMBG.imageio import category_of
+    from RMBG.predict import expand_inputs
+
+    out = Path(out)
+    found, missing = expand_inputs(list(inputs))
+    result = LabelResult(out=out, failed=[(str(path), why) for path, why in missing])
+    for source, _rel in found:
+        if out.resolve() in source.resolve().parents:
+            raise ValueError(f"{source}: the input lies inside the output folder {out}")
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    done = _read_done(out)
+    rows = list(done.values())
+    taken = {Path(row["Image Name"]).stem for row in rows}
+    since_flush = 0
+    for source, rel in tqdm(found, desc="label", unit="photo", disable=not progress):
+        key = str(source.resolve())
+        if key in done:
+            result.already_done += 1
+            continue
+        try:
+            image = read_image(source)
+        except ImageReadError as exc:
+            result.failed.append((str(source), exc.reason))
+            continue
+        soft = teachers.soft_map(image)
+        name = _unique_name(rel, taken)
+        image_name = f"{name}{source.suffix.lower()}"
+        write_atomic(out / "images" / image_name, lambda tmp: shutil.copyfile(source, tmp), overwrite=True)
+        write_atomic(out / "masks" / f"{name}.png", lambda tmp: mask_to_png(soft).save(tmp, format="PNG"),
+                     overwrite=True)
+        taken.add(name)
+        rows.append({
+            "Image Name": image_name,
+            "Category": category or category_of(image_name),
+            "Image Path": f"images/{image_name}",
+            "Mask Path": f"masks/{name}.png",
+            "width": image.shape[1],
+            "height": image.shape[0],
+            "Source Kind": SOURCE_KIND,
+            "Source Image": key,
+            "Source Mask": "",
+            "split": "train",
+            "Teacher": teachers.names,
+            "Teacher Digest": teachers.digests,
+            "TTA": teachers.tta,
+        })
+        result.written.append(str(source))
+        since_flush += 1
+        if since_flush >= FLUSH_EVERY:
+            _write_index(out, rows)
+            since_flush = 0
+    _write_index(out, rows)
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m RMBG label",
+        description="Write a prepared dataset whose masks are teacher models' soft maps (for distillation). "
+        "Resumable: photos already labelled in --out are skipped.",
+        fromfile_prefix_chars="@",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IMAGES",
+                        help="photos, folders or globs (or @FILE with one per line)")
+    parser.add_argument("--out", required=True, help="the labelled dataset folder (created or continued)")
+    parser.add_argument("--teacher", action="append", default=None, metavar="FILE",
+                        help="teacher model (.onnx/.keras/.tflite); repeat to average several; "
+                        "default: $U2NET_HOME/u2net.onnx (~/.u2net) when present")
+    parser.add_argument("--tta", choices=TTA_CHOICES, default="none",
+                        help="also average each teacher's map of the mirrored photo (flip)")
+    parser.add_argument("--category", help="category of every row (default: the file name's prefix)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    teacher_paths = args.teacher or ([default_teacher()] if default_teacher() else [])
+    if not teacher_paths:
+        print(f"label: no teacher: pass --teacher FILE, or run `python -m RMBG fetch-teacher` to put rembg's "
+              f"U-2-Net in {teacher_home()}", file=sys.stderr)
+        return 2
+    try:
+        teachers = Teachers(teacher_paths, tta=args.tta)
+        result = label_images(args.inputs, args.out, teachers, category=args.category, progress=not args.quiet)
+    except (OSError, ValueError) as exc:
+        print(f"label: not done: {exc}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    return 1 if result.failed and not result.written and not result.already_done else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
