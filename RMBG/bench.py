@@ -1,20 +1,22 @@
-"""Time our model against a peer, end to end, in the same process.
+"""Time our model against one or more peers, end to end, in the same process.
 
-``python -m RMBG bench --data DIR --model PATH --peer ONNX [--n 50] [--batch-size 8]``
+``python -m RMBG bench --data DIR --model PATH --peer ONNX [--peer ONNX ...] [--n 50] [--batch-size 8]``
 
 Each timed step is what a user waits for: decode the photo file, preprocess,
-infer, and postprocess to a full-size mask (``Segmenter.predict``). Both
-models are loaded first and warmed up on one photo (untimed), then:
+infer, and postprocess to a full-size mask (``Segmenter.predict``). Every
+model is loaded first and warmed up on one photo (untimed), then:
 
-1. **latency**: photo by photo, batch 1, the two models alternate which one
-   goes first on each photo, so drift (thermal, other processes) hits both;
+1. **latency**: photo by photo, batch 1, the models take turns going first
+   (the order reverses on every photo), so drift (thermal, other processes)
+   hits them all;
 2. **throughput**: the photos in batches of ``--batch-size`` (decode included),
-   again alternating which model runs a batch first; images per second.
+   again reversing the order on every batch; images per second.
 
 Peak memory is the resident set size (psutil RSS) of this process, sampled
-every 5 ms while each model runs. Both models stay loaded throughout, so each
-peak includes the other model's weights; the RSS growth when each model was
-loaded is printed too.
+every 5 ms while each model runs. Every model stays loaded throughout, so each
+peak includes the others' weights; the RSS growth when each model was loaded
+is printed too. The first peer is ``peer`` in the result (its ratios are
+``ratio_ours_over_peer``); further ones are ``peer NAME``.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ class RssSampler:
 class Timing:
     """What one model measured."""
 
-    role: str  # "ours" or "peer"
+    role: str  # "ours", "peer", or "peer NAME" for the second peer on
     segmenter: Segmenter
     load_seconds: float = 0.0
     load_rss: int = 0  # RSS growth while loading, bytes
@@ -124,16 +126,28 @@ def _run_end_to_end(segmenter: Segmenter, paths: list[Path], batch_size: int) ->
     return masks
 
 
+def _peer_roles(segmenters: list[Segmenter]) -> list[str]:
+    """``peer`` for the first, ``peer NAME`` (numbered when names repeat) for the others."""
+    roles: list[str] = []
+    for i, segmenter in enumerate(segmenters):
+        role, n = ("peer" if i == 0 else f"peer {segmenter.name}"), 2
+        while role in roles:
+            role, n = f"peer {segmenter.name}-{n}", n + 1
+        roles.append(role)
+    return roles
+
+
 def bench(
     data, model, peer, n: int = 50, batch_size: int = 8, progress: bool = True, runtime: str | None = None
 ) -> dict:
-    """Measure ``model`` (ours) against ``peer`` (an ONNX U-2-Net) on up to ``n`` photos of ``data``.
+    """Measure ``model`` (ours) against ``peer`` (an ONNX U-2-Net, or a list of them) on up to ``n`` photos.
 
     ``runtime`` says how a ``.keras`` model runs (see :data:`RMBG.runtime.KERAS_RUNTIMES`);
     by default the way ``remove`` serves it (:data:`RMBG.runtime.DEFAULT_RUNTIME`).
     Returns a dict with per-model ``seconds_per_image`` (mean and median latency),
     ``images_per_second`` (batched), ``peak_rss_mib`` and ``load_rss_mib``, plus
-    the ratios ours/peer. Unreadable photos are left out with a message.
+    the ratios ours/peer for the first peer (``ratio_ours_over_peer``) and for
+    every peer (``ratios``, by role). Unreadable photos are left out with a message.
     """
     if n < 1 or batch_size < 1:
         raise ValueError(f"n and batch size must be at least 1 (got n={n}, batch size={batch_size})")
@@ -151,10 +165,15 @@ def bench(
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     with RssSampler() as sampler:
         timings = []
-        for role, item, is_peer in (("ours", model, False), ("peer", peer, True)):
+        peers = list(peer) if isinstance(peer, (list, tuple)) else [peer]
+        if not peers:
+            raise ValueError("no peer to compare with")
+        for item, is_peer in [(model, False)] + [(p, True) for p in peers]:
             before, start = sampler.rss(), time.perf_counter()
             segmenter = load_segmenter(item, peer=is_peer, runtime=runtime)
-            timings.append(Timing(role, segmenter, time.perf_counter() - start, sampler.rss() - before))
+            timings.append(Timing("ours", segmenter, time.perf_counter() - start, sampler.rss() - before))
+        for timing, role in zip(timings[1:], _peer_roles([t.segmenter for t in timings[1:]])):
+            timing.role = role
         for timing in timings:  # warm-up: first calls build graphs and allocate
             with sampler.measure(timing.role):
                 _run_end_to_end(timing.segmenter, paths[:1], 1)
@@ -190,12 +209,17 @@ def bench(
             "images_per_second": len(paths) / timing.batch_seconds,
             "peak_rss_mib": timing.peak_rss / MIB,
         }
-    ours, theirs = result["models"]["ours"], result["models"]["peer"]
-    result["ratio_ours_over_peer"] = {
-        "seconds_per_image": ours["seconds_per_image"] / theirs["seconds_per_image"],
-        "median_seconds_per_image": ours["median_seconds_per_image"] / theirs["median_seconds_per_image"],
-        "images_per_second": ours["images_per_second"] / theirs["images_per_second"],
+    ours = result["models"]["ours"]
+    result["ratios"] = {
+        timing.role: {
+            "seconds_per_image": ours["seconds_per_image"] / result["models"][timing.role]["seconds_per_image"],
+            "median_seconds_per_image": (ours["median_seconds_per_image"]
+                                         / result["models"][timing.role]["median_seconds_per_image"]),
+            "images_per_second": ours["images_per_second"] / result["models"][timing.role]["images_per_second"],
+        }
+        for timing in timings[1:]
     }
+    result["ratio_ours_over_peer"] = result["ratios"]["peer"]
     return result
 
 
@@ -210,15 +234,16 @@ def format_result(result: dict) -> str:
         lines.append(f"{label:<44}{m['seconds_per_image']:>11.4f}{m['median_seconds_per_image']:>9.4f}"
                      f"{m['p90_seconds_per_image']:>9.4f}{m['images_per_second']:>11.2f}"
                      f"{m['peak_rss_mib']:>14.0f}{m['load_rss_mib']:>10.0f}")
-    ratio = result["ratio_ours_over_peer"]
-    lines.append(f"ratio ours/peer: {ratio['seconds_per_image']:.2f}x seconds per image (mean), "
-                 f"{ratio['median_seconds_per_image']:.2f}x (median) (above 1: ours slower); "
-                 f"{ratio['images_per_second']:.2f}x images/s batched (above 1: ours faster)")
+    for role, ratio in result.get("ratios", {"peer": result["ratio_ours_over_peer"]}).items():
+        name = result["models"][role]["name"]
+        lines.append(f"ratio ours/{role} ({name}): {ratio['seconds_per_image']:.2f}x "
+                     f"seconds per image (mean), {ratio['median_seconds_per_image']:.2f}x (median) (above 1: ours "
+                     f"slower); {ratio['images_per_second']:.2f}x images/s batched (above 1: ours faster)")
     if result.get("load_average") is not None:
         lines.append(f"machine: {result['cpu_count']} CPU cores, 1-minute load average {result['load_average']:.1f} "
                      "at the start (a load above the core count inflates every time, unevenly)")
     lines.append("peak memory: psutil RSS of the whole process, sampled every 5 ms while each model "
-                 "runs; both models stay loaded, so each peak includes the other's weights. "
+                 "runs; every model stays loaded, so each peak includes the others' weights. "
                  "load MiB: RSS growth while loading that model. The public peer ONNX has a fixed "
                  "batch of 1, so its batches run photo by photo.")
     return "\n".join(lines)
@@ -226,11 +251,12 @@ def format_result(result: dict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m RMBG bench",
-                                     description="Time our model against an ONNX peer, end to end.")
+                                     description="Time our model against ONNX peers, end to end.")
     parser.add_argument("--data", required=True, type=Path, help="a folder of photos, or one with images/")
     parser.add_argument("--model", type=Path, default=None,
                         help="our model file (default: the shipped default model)")
-    parser.add_argument("--peer", required=True, type=Path, metavar="ONNX", help="the peer U-2-Net ONNX file")
+    parser.add_argument("--peer", required=True, type=Path, metavar="ONNX", action="append",
+                        help="a peer U-2-Net ONNX file (rembg's u2netp, ~/.u2net/u2net.onnx); repeat for several")
     parser.add_argument("--n", type=int, default=50, help="number of photos (default 50)")
     parser.add_argument("--batch-size", type=int, default=8, help="batch size of the throughput pass")
     parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=None,

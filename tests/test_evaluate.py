@@ -209,6 +209,33 @@ def test_bench_measures_both_models_on_the_same_photos(shared_data, peer_onnx, t
         bench(tmp_path, ours, peer_onnx, n=1)
 
 
+def test_bench_and_evaluate_take_several_peers_side_by_side(shared_data, peer_onnx, tmp_path):
+    from RMBG.bench import bench, format_result, main as bench_main
+
+    ours = OnnxPeerSegmenter(peer_onnx)
+    result = bench(shared_data / "ecssd", ours, [peer_onnx, peer_onnx], n=2, batch_size=2, progress=False)
+    assert set(result["models"]) == {"ours", "peer", "peer u2netp"} and set(result["ratios"]) == {"peer", "peer u2netp"}
+    for role in ("peer", "peer u2netp"):
+        expected = result["models"]["ours"]["seconds_per_image"] / result["models"][role]["seconds_per_image"]
+        assert result["ratios"][role]["seconds_per_image"] == pytest.approx(expected)
+    assert format_result(result).count("ratio ours/peer") == 2
+    assert bench_main(["--data", str(shared_data / "ecssd"), "--n", "1", "--peer", str(peer_onnx),
+                       "--peer", str(peer_onnx), "--model", str(peer_onnx)]) == 0
+
+    # two peers in one evaluate run: each gets its own name and its own per-category scores
+    data = tmp_path / "cats2"
+    for folder in ("images", "masks"):
+        (data / folder).mkdir(parents=True)
+    for image in sorted((shared_data / "cats" / "images").glob("*.jpg"))[:2]:
+        (data / "images" / image.name).symlink_to(image)
+        (data / "masks" / f"{image.stem}.png").symlink_to(shared_data / "cats" / "masks" / f"{image.stem}.png")
+    report = evaluate(data, models=[], peers=[peer_onnx, peer_onnx], out_dir=tmp_path / "report", progress=False)
+    assert set(report["models"]) == {"u2netp", "u2netp-2"}
+    first, second = (report["models"][name] for name in ("u2netp", "u2netp-2"))
+    assert first["per_category"]["cat"]["mae"] == pytest.approx(second["per_category"]["cat"]["mae"], abs=1e-6)
+    assert 0 < first["per_category"]["cat"]["mae"] < 0.5
+
+
 def test_split_reads_the_index_that_preprocess_prepare_writes(shared_data, tmp_path):
     """``--split val`` on a folder made by ``python -m Preprocess prepare --val-fraction``."""
     from Preprocess.__main__ import main as preprocess_main
