@@ -104,8 +104,10 @@ class DataReport:
         for pair in self.pairs:
             cats[pair.category] = cats.get(pair.category, 0) + 1
         per_cat = ", ".join(f"{k} {v}" for k, v in sorted(cats.items()))
+        tested = sum(p.split == "test" for p in self.pairs)
+        held_back = f", {tested} test (left out of training and validation)" if tested else ""
         lines = [
-            f"{self.root}: {len(self.pairs)} pairs ({len(self.train)} train, {len(self.val)} val; "
+            f"{self.root}: {len(self.pairs)} pairs ({len(self.train)} train, {len(self.val)} val{held_back}; "
             f"{per_cat or 'none'}), {len(self.skipped)} skipped"
         ]
         lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
