@@ -11,15 +11,23 @@ the export (and, for ONNX, also inside the file's metadata), with
 reads it back.
 
 Quantisation (TFLite only): ``fp16`` stores the weights as float16;
-``int8`` is full-integer quantisation of weights and activations, calibrated
-on real photos (``--calibration DIR``, by default the shared photo sets),
-keeping float32 input and output. Plain int8 wrecks U-2-Net-P (mask MAE 0.077
+``int8`` is full-integer quantisation of weights (per channel) and activations
+(per tensor), calibrated on real photos (``--calibration DIR``, by default
+the shared unlabelled photos, so that the labelled sets the export is judged
+on stay unseen), keeping float32 input and output. Plain int8 wrecks U-2-Net-P (mask MAE 0.077
 against the Keras model; dynamic-range int8 0.087): a few decoder layers carry
 activations far wider than their neighbours (the imported weights have biases
 up to 1361). TFLite's QuantizationDebugger measures each layer's error on the
 calibration photos and the layers whose error exceeds one quantisation step
 stay float (7 of 119 for the imported model: MAE 0.002, about 2x faster than
 fp32).
+
+What more float buys (issue 16, measured on the default model): the int8
+error is spread over the whole network. Keeping any one U-block float
+changes the mask difference from fp32 by at most 0.0002 (noise), except the
+full-resolution encoder stage, which takes 0.0002 off at 5x the time; more
+calibration photos (32, 64) widen the activation ranges and score no better.
+``scripts/runtime_quality.py`` gives the held-out figures.
 """
 
 from __future__ import annotations
@@ -46,6 +54,16 @@ CALIBRATION_IMAGES = 8
 DEBUG_IMAGES = 4
 #: int8: a layer whose RMSE exceeds this many quantisation steps stays float.
 INT8_MAX_LAYER_ERROR = 1.0
+def int8_recipe() -> str:
+    """A short tag of how int8 copies are made here (calibration source and count, fallback bound),
+    part of the runtime cache's file names: a changed recipe makes a new copy instead of serving an old one."""
+    from RMBG.constants import shared_data_dir
+
+    shared = shared_data_dir()
+    source = "u" if shared and list_images(shared / "unlabelled" / "images") else "s"
+    return f"{source}{CALIBRATION_IMAGES}e{INT8_MAX_LAYER_ERROR:g}"
+
+
 def exported_info(info: ModelInfo, source: str, fmt: str, quantize: str) -> ModelInfo:
     """The ModelInfo of an export: the same preprocessing, a single output."""
     note = f"exported from {source} to {fmt} ({quantize})"
@@ -67,9 +85,13 @@ def serving_function(model, info: ModelInfo):
     return serve
 
 
-def calibration_photos(folder: str | os.PathLike | None, count: int = CALIBRATION_IMAGES) -> list[Path]:
-    """Real photos for int8 calibration: ``folder`` or the shared photo sets."""
+def calibration_photos(folder: str | os.PathLike | None, count: int | None = None) -> list[Path]:
+    """Real photos for int8 calibration (:data:`CALIBRATION_IMAGES` of them): ``folder``, else the
+    shared unlabelled photos (kept apart from the labelled sets the exports are judged on), else
+    the shared labelled sets and the packaged samples."""
     from RMBG.constants import SAMPLES_DIR, shared_data_dir
+
+    count = CALIBRATION_IMAGES if count is None else int(count)
 
     if folder is not None:
         found = list_images(folder, recursive=True)
@@ -78,8 +100,12 @@ def calibration_photos(folder: str | os.PathLike | None, count: int = CALIBRATIO
         candidates = [found]
     else:
         shared = shared_data_dir()
-        candidates = [list_images(shared / name / "images") for name in ("people", "ecssd", "cats")] if shared else []
-        candidates.append(list_images(SAMPLES_DIR))
+        unlabelled = list_images(shared / "unlabelled" / "images") if shared else []
+        if unlabelled:
+            candidates = [unlabelled]
+        else:
+            candidates = [list_images(shared / name / "images") for name in ("people", "ecssd", "cats")] if shared else []
+            candidates.append(list_images(SAMPLES_DIR))
     # Photos spread over each set, taken from every set in turn, so that calibration sees all kinds.
     spread = [group[:: max(1, len(group) // count)] for group in candidates]
     chosen = [p for row in itertools.zip_longest(*spread) for p in row if p is not None][:count]

@@ -1,0 +1,169 @@
+"""Held-out quality of serving runtimes against the fp32 Keras model, per category.
+
+    python scripts/runtime_quality.py [--model PATH] [--per-set N] [--data ../shared/data]
+                                      [--candidate LABEL=SPEC ...] [--json OUT]
+
+A candidate SPEC is a runtime name of :data:`RMBG.runtime.KERAS_RUNTIMES`
+(``tflite``, ``tflite-int8``; served from the runtime cache as ``remove``
+serves them) or a model file (``.tflite`` / ``.onnx`` export). By default the
+candidates are every cached runtime of the model besides ``keras``.
+
+Every photo of the shared labelled sets (``people``, ``ecssd``, ``cats``; the
+first ``--per-set`` of each, spread over the set, when given) goes through the
+reference (the ``.keras`` model run by Keras) and every candidate; each mask is
+brought to the photo's size the way ``remove`` does, rounded to 8 bits, and
+scored against the ground truth (:mod:`RMBG.metrics`, pysodmetrics, at the
+mask's size). Printed per category (person, object, cat) and overall: MAE and
+max-F of each runtime, their differences from the reference (the bound of
+issue 16: |MAE diff| <= 0.001 and max-F no more than 0.002 lower), and the mean
+absolute difference of the masks themselves from the reference.
+
+Calibrating int8 on photos of these sets would make this a test on training
+material: the default calibration reads ``../shared/data/unlabelled``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from RMBG.constants import shared_data_dir  # noqa: E402
+from RMBG.imageio import list_images, read_image, read_mask  # noqa: E402
+from RMBG.metrics import score_image, summarize_by  # noqa: E402
+from RMBG import runtime as RT  # noqa: E402
+
+SETS = ("people", "ecssd", "cats")
+#: Issue 16's bound on a served runtime against the fp32 Keras model.
+MAX_MAE_DIFF = 0.001
+MAX_MAXF_DROP = 0.002
+
+
+def labelled_pairs(data: Path, per_set: int | None) -> list[tuple[Path, Path, str]]:
+    """``(photo, mask, category)`` of the shared sets, ``per_set`` spread over each set when given."""
+    pairs = []
+    for name in SETS:
+        images = list_images(data / name / "images")
+        if per_set:
+            images = images[:: max(1, len(images) // per_set)][:per_set]
+        for image in images:
+            mask = data / name / "masks" / f"{image.stem}.png"
+            if mask.is_file():
+                pairs.append((image, mask, image.stem.split("_")[0]))
+    return pairs
+
+
+def served_mask(small: np.ndarray, shape) -> np.ndarray:
+    """A model-size mask as ``remove`` writes its alpha: upsampled to the photo, 8 bits."""
+    return np.rint(RT.upsample_mask(small, shape) * 255).astype(np.uint8)
+
+
+def quality(segmenters: dict[str, RT.Segmenter], pairs, reference: str) -> dict:
+    """Scores, per category, of every segmenter, and the mask differences from ``reference``."""
+    scores = {label: [] for label in segmenters}
+    differences = {label: [] for label in segmenters}
+    seconds = {label: 0.0 for label in segmenters}
+    categories = []
+    for i, (image_path, mask_path, category) in enumerate(pairs):
+        image, gt = read_image(image_path), read_mask(mask_path)
+        categories.append(category)
+        masks = {}
+        for label, segmenter in segmenters.items():
+            start = time.perf_counter()
+            small = segmenter.predict_small([image])[0]
+            seconds[label] += time.perf_counter() - start
+            masks[label] = served_mask(small, image.shape[:2])
+            scores[label].append(score_image(masks[label], gt))
+        for label in segmenters:
+            diff = np.abs(masks[label].astype(np.int16) - masks[reference].astype(np.int16))
+            differences[label].append(float(diff.mean()) / 255.0)
+        if (i + 1) % 50 == 0:
+            print(f"  {i + 1}/{len(pairs)} photos", file=sys.stderr, flush=True)
+    result = {}
+    for label in segmenters:
+        overall, by_category = summarize_by(scores[label], categories)
+        rows = {"all": overall, **by_category}
+        result[label] = {
+            cat: {"mae": row["mae"], "max_f": row["max_f"]} for cat, row in rows.items()
+        }
+        for cat in result[label]:
+            picked = [d for d, c in zip(differences[label], categories) if cat in ("all", c)]
+            result[label][cat]["mask_mae_vs_reference"] = float(np.mean(picked))
+        result[label]["seconds_per_image"] = seconds[label] / max(1, len(pairs))
+    return result
+
+
+def verdicts(result: dict, reference: str) -> dict[str, bool]:
+    """Per runtime: does it keep issue 16's bound against the reference in every category?"""
+    ok = {}
+    for label, rows in result.items():
+        cats = [cat for cat in rows if cat not in ("seconds_per_image",)]
+        ok[label] = all(
+            abs(rows[c]["mae"] - result[reference][c]["mae"]) <= MAX_MAE_DIFF
+            and rows[c]["max_f"] - result[reference][c]["max_f"] >= -MAX_MAXF_DROP
+            for c in cats
+        )
+    return ok
+
+
+def format_quality(result: dict, reference: str, photos: int) -> str:
+    lines = [f"{photos} labelled photos; reference {reference} (fp32 Keras); masks at each photo's size, 8 bits",
+             f"{'runtime':<22}{'category':<9}{'MAE':>8}{'dMAE':>9}{'max-F':>8}{'dmax-F':>9}{'mask diff':>11}"]
+    for label, rows in result.items():
+        for cat, row in rows.items():
+            if cat == "seconds_per_image":
+                continue
+            ref = result[reference][cat]
+            lines.append(f"{label:<22}{cat:<9}{row['mae']:>8.4f}{row['mae'] - ref['mae']:>+9.4f}"
+                         f"{row['max_f']:>8.4f}{row['max_f'] - ref['max_f']:>+9.4f}"
+                         f"{row['mask_mae_vs_reference']:>11.4f}")
+    ok = verdicts(result, reference)
+    for label, rows in result.items():
+        bound = "keeps" if ok[label] else "BREAKS"
+        lines.append(f"{label}: {rows['seconds_per_image']:.3f} s/photo (predict_small, in this run); "
+                     f"{bound} the bound |dMAE| <= {MAX_MAE_DIFF}, dmax-F >= -{MAX_MAXF_DROP}")
+    return "\n".join(lines)
+
+
+def open_candidate(spec: str, model: Path) -> RT.Segmenter:
+    if spec in RT.KERAS_RUNTIMES:
+        return RT.load_segmenter(model, runtime=spec)
+    return RT.load_segmenter(Path(spec))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, help="the .keras model (default: the shipped one)")
+    parser.add_argument("--data", type=Path, default=shared_data_dir(), help="shared data folder")
+    parser.add_argument("--per-set", type=int, help="photos per set (default: all)")
+    parser.add_argument("--candidate", action="append", default=[], metavar="LABEL=SPEC",
+                        help="a runtime name or an exported model file (repeatable)")
+    parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    if args.data is None:
+        print("needs ../shared/data (or --data)", file=sys.stderr)
+        return 2
+    model = args.model or RT.default_model_path()
+    specs = dict(item.split("=", 1) if "=" in item else (item, item) for item in args.candidate)
+    if not specs:
+        specs = {name: name for name in RT.KERAS_RUNTIMES if name != "keras"}
+    segmenters = {"keras fp32": RT.KerasSegmenter.from_file(model)}
+    segmenters.update({label: open_candidate(spec, model) for label, spec in specs.items()})
+    pairs = labelled_pairs(args.data, args.per_set)
+    result = quality(segmenters, pairs, "keras fp32")
+    print(format_quality(result, "keras fp32", len(pairs)))
+    if args.json:
+        args.json.write_text(json.dumps({"photos": len(pairs), "model": str(model), "result": result}, indent=1))
+    return 0 if all(verdicts(result, "keras fp32").values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
