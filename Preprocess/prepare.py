@@ -53,7 +53,7 @@ from Preprocess.datasets import Sample, iter_samples
 from Preprocess.masks import fit_longest_side, mask_to_uint8, resize_mask
 from Preprocess.split import TRAIN, assign_split
 from Preprocess.util import INDEX_COLUMNS
-from RMBG.constants import SEED
+from RMBG.constants import INDEX_SPLITS, SEED
 from RMBG.imageio import ImageReadError, aspect_difference, open_image, pil_to_rgb, same_aspect, write_atomic
 
 #: Columns of ``index.csv`` in a prepared folder (``split`` follows when present).
@@ -308,3 +308,30 @@ def prepare(
     result.index = frame
     result.added = len(new_rows)
     return result
+
+
+def write_split_lists(dataset_dir, prefix, relative_to, header: str = "") -> dict[str, int]:
+    """Write ``PREFIX-train.txt``, ``-val.txt``, ``-test.txt``: each split's source photos, one per line.
+
+    Paths are the ``Source Image`` column of the prepared ``index.csv``,
+    relative to ``relative_to`` (e.g. ``../shared/data``), so the lists name
+    the original files; ``header`` lines go on top as ``#`` comments.
+    Returns the number of photos in each split.
+    """
+    import os
+    from pathlib import Path
+
+    from RMBG.data import read_index as read_index_rows
+
+    _columns, rows = read_index_rows(dataset_dir)
+    base = Path(relative_to).resolve()
+    counts = {}
+    for split in INDEX_SPLITS:
+        names = sorted(
+            Path(os.path.relpath(Path(row["Source Image"]).resolve(), base)).as_posix()
+            for row in rows if (row.get("split") or "").strip() == split
+        )
+        counts[split] = len(names)
+        text = "".join(f"# {line}\n" for line in header.splitlines()) + "".join(f"{name}\n" for name in names)
+        write_atomic(Path(f"{prefix}-{split}.txt"), lambda tmp: tmp.write_text(text), overwrite=True)
+    return counts

@@ -69,31 +69,3 @@ def assign_split(
         random.Random(f"{seed}:{category}:test").shuffle(rest)
         tested.update(rest[:n_test])
     return [VAL if str(name) in held_out else TEST if str(name) in tested else TRAIN for name in names]
-
-
-def write_split_lists(dataset_dir, prefix, relative_to, header: str = "") -> dict[str, int]:
-    """Write ``PREFIX-train.txt``, ``-val.txt``, ``-test.txt``: each split's source photos, one per line.
-
-    Paths are the ``Source Image`` column of the prepared ``index.csv``,
-    relative to ``relative_to`` (e.g. ``../shared/data``), so the lists name
-    the original files; ``header`` lines go on top as ``#`` comments.
-    Returns the number of photos in each split.
-    """
-    import os
-    from pathlib import Path
-
-    from RMBG.data import read_index
-    from RMBG.imageio import write_atomic
-
-    _columns, rows = read_index(dataset_dir)
-    base = Path(relative_to).resolve()
-    counts = {}
-    for split in INDEX_SPLITS:
-        names = sorted(
-            Path(os.path.relpath(Path(row["Source Image"]).resolve(), base)).as_posix()
-            for row in rows if (row.get("split") or "").strip() == split
-        )
-        counts[split] = len(names)
-        text = "".join(f"# {line}\n" for line in header.splitlines()) + "".join(f"{name}\n" for name in names)
-        write_atomic(Path(f"{prefix}-{split}.txt"), lambda tmp: tmp.write_text(text), overwrite=True)
-    return counts
