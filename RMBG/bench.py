@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n", type=int, default=50, help="number of photos (default 50)")
     parser.add_argument("--batch-size", type=int, default=8, help="batch size of the throughput pass")
     parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=None,
-                        help="how a .keras model runs (default: the way remove serves it, tflite)")
+                        help="how a .keras model runs (default: the way remove serves it, tflite-int8)")
     return parser
 
 

@@ -1,7 +1,9 @@
 """Output modes: turn a photo and its alpha mask into the picture the user asked for.
 
 Every function takes the photo as ``HxWx3`` uint8 RGB and the mask as ``HxW``
-(float in [0, 1] or uint8 0-255) and returns a PIL image. Blending runs in
+(float in [0, 1] or uint8 0-255) and returns a PIL image. At soft edges the
+subject is drawn in its estimated own colours (:mod:`RMBG.foreground`) unless
+``foreground_estimation=False``. Blending runs in
 horizontal strips with integer arithmetic, so a 100-megapixel photo needs no
 full-size float copies.
 """
@@ -14,6 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image, ImageColor
+
+from RMBG.cropping import subject_box
+from RMBG.foreground import estimate_foreground
 
 #: Output modes, in the order the CLI lists them.
 MODES = ("rgba", "mask", "side-by-side", "color", "image", "blur")
@@ -172,8 +177,20 @@ def compose(
     bg_color=DEFAULT_BG_COLOR,
     bg_image=None,
     blur_sigma: float = BLUR_SIGMA_FRACTION,
+    foreground_estimation: bool = True,
+    crop_margin: int | None = None,
 ) -> Image.Image:
-    """The output picture of ``mode`` for ``image`` (RGB uint8) and its ``alpha`` mask."""
+    """The output picture of ``mode`` for ``image`` (RGB uint8) and its ``alpha`` mask.
+
+    With ``foreground_estimation`` (the default) every mode that shows the
+    subject uses its estimated colours at soft edges
+    (:func:`RMBG.foreground.estimate_foreground`), so no rim of the old
+    background shows; ``rgba`` then stores those colours. With ``crop_margin``
+    (px) the output is cut to the subject's box (:func:`RMBG.cropping.subject_box`)
+    grown by the margin: the same pixels as the whole output there, and for
+    ``side-by-side`` the pair of the cropped photo. A picture with no subject
+    is kept whole.
+    """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     image = np.ascontiguousarray(image)
@@ -181,25 +198,33 @@ def compose(
     if np.asarray(alpha).shape != (height, width):
         raise ValueError(f"mask shape {np.asarray(alpha).shape} does not match image {height}x{width}")
     alpha8 = alpha_to_uint8(alpha)
+    box = subject_box(alpha8, crop_margin) if crop_margin is not None else None
+    cut = (lambda array: array) if box is None else (lambda array: np.ascontiguousarray(array[box]))
     if mode == "mask":
-        return Image.fromarray(alpha8, mode="L")
+        return Image.fromarray(cut(alpha8), mode="L")
+    subject = estimate_foreground(image, alpha8) if foreground_estimation else image
+    if mode == "blur":
+        background = cut(blurred_background(image, alpha8, blur_sigma))
+    image, subject, alpha8 = cut(image), cut(subject), cut(alpha8)
+    height, width = alpha8.shape
     if mode == "rgba":
         rgba = np.empty((height, width, 4), np.uint8)
-        rgba[..., :3] = image
+        rgba[..., :3] = subject
         rgba[..., 3] = alpha8
         return Image.fromarray(rgba, mode="RGBA")
     if mode == "color":
-        return Image.fromarray(alpha_over(image, parse_color(bg_color), alpha8))
+        return Image.fromarray(alpha_over(subject, parse_color(bg_color), alpha8))
     if mode == "image":
         if bg_image is None:
             raise ValueError("mode 'image' needs a background picture (bg_image / --bg-image)")
-        background = cover_resize(load_background(bg_image), height, width)
-        return Image.fromarray(alpha_over(image, background, alpha8))
+        full_height, full_width = np.asarray(alpha).shape
+        background = cut(cover_resize(load_background(bg_image), full_height, full_width))
+        return Image.fromarray(alpha_over(subject, background, alpha8))
     if mode == "blur":
-        return Image.fromarray(alpha_over(image, blurred_background(image, alpha8, blur_sigma), alpha8))
+        return Image.fromarray(alpha_over(subject, background, alpha8))
     # side-by-side: input | grey line | cut-out on a checkerboard (the original's picture)
     canvas = np.full((height, 2 * width + SEPARATOR_WIDTH, 3), SEPARATOR_GREY, np.uint8)
     canvas[:, :width] = image
     cell = checker_cell(height, width)
-    alpha_over(image, lambda rows: checkerboard_rows(rows, width, cell), alpha8, out=canvas[:, width + SEPARATOR_WIDTH :])
+    alpha_over(subject, lambda rows: checkerboard_rows(rows, width, cell), alpha8, out=canvas[:, width + SEPARATOR_WIDTH :])
     return Image.fromarray(canvas)

@@ -42,6 +42,38 @@ MAX_IMAGE_PIXELS = 16_000 * 16_000
 #: this (relative); a mask beyond it probably belongs to another photo.
 ASPECT_TOLERANCE = 0.01
 
+#: Foreground colour estimation (:mod:`RMBG.foreground`, blur fusion): the wide
+#: and narrow box widths as fractions of the photo's longer side (never below
+#: the minimums), the longest side at which the wide pass runs, and the tile
+#: size of the narrow pass (only tiles holding soft pixels are computed).
+FOREGROUND_WIDE_FRACTION = 0.1
+FOREGROUND_MIN_WIDE = 15
+FOREGROUND_NARROW_FRACTION = 0.006
+FOREGROUND_MIN_NARROW = 3
+FOREGROUND_WORK_SIDE = 1024
+FOREGROUND_TILE = 128
+
+#: Mask clean-up (:mod:`RMBG.mask_cleanup`, ``remove --post-process``): islands
+#: (regions where alpha exceeds the present level) and holes (regions under 0.5
+#: away from the border) smaller than these fractions of the picture's area go.
+CLEANUP_ISLAND_FRACTION = 0.002
+CLEANUP_HOLE_FRACTION = 0.001
+CLEANUP_PRESENT_LEVEL = 0.1
+
+#: ``remove --crop``: the box holds the pixels whose alpha is above this fraction.
+CROP_ALPHA_LEVEL = 0.05
+
+#: ``remove --watch``: a dropped file is read once its size and modification
+#: time stayed the same for this many looks this far apart (seconds); one
+#: still changing after the timeout is reported instead of read.
+WATCH_POLL_S = 0.25
+WATCH_STABLE_CHECKS = 2
+WATCH_COMPLETE_TIMEOUT_S = 120.0
+
+#: ``remove`` over many files (:mod:`RMBG.folder_pipeline`): photos waiting
+#: between the read, model and write stages (each queue), which bounds memory.
+PIPELINE_DEPTH = 2
+
 
 def shared_dir() -> Path | None:
     """The read-only ``shared/`` folder beside the project, or ``None``.

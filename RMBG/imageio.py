@@ -219,6 +219,38 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
     )
 
 
+def skip_reason(path: str | os.PathLike) -> str | None:
+    """Why a file found in a folder is not read as an image (None when it is): its
+    extension is not one of ``IMAGE_EXTENSIONS``, or it is a GIF (animated or not)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return None
+    if suffix == ".gif":
+        try:
+            with Image.open(path) as img:
+                animated = bool(getattr(img, "is_animated", False))
+        except (OSError, SyntaxError, ValueError):
+            animated = False
+        return "animated GIF: not supported" if animated else "GIF: not supported (save it as PNG)"
+    return f"not an image extension we read: {suffix or '(no extension)'}"
+
+
+def list_unsupported(folder: str | os.PathLike, recursive: bool = False) -> list[tuple[Path, str]]:
+    """``(file, reason)`` for the files of ``folder`` that :func:`list_images` leaves out, sorted
+    by name; hidden files and folders (a name starting with ``.``) are not listed."""
+    folder = Path(folder)
+    pattern = "**/*" if recursive else "*"
+    found = []
+    for path in sorted(folder.glob(pattern)):
+        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        reason = skip_reason(path)
+        if reason is not None:
+            found.append((path, reason))
+    return found
+
+
 def category_of(name: str | os.PathLike) -> str:
     """The category of a prepared file: its name's prefix before the first ``_``."""
     stem = Path(name).stem

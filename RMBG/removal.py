@@ -8,8 +8,11 @@ chain, written here once:
    default runtime :data:`RMBG.runtime.DEFAULT_RUNTIME`);
 2. predict the mask at the model's size (one model call per batch);
 3. bring it to the photo's full size (:func:`RMBG.runtime.upsample_mask`);
-4. refine its edges (:mod:`RMBG.edges`) and optionally threshold it;
-5. compose the output picture of a mode (:mod:`RMBG.compose`).
+4. refine its edges (:mod:`RMBG.edges`), optionally clean it
+   (:mod:`RMBG.mask_cleanup`) and threshold it;
+5. compose the output picture of a mode (:mod:`RMBG.compose`), with the
+   subject's estimated colours at soft edges (:mod:`RMBG.foreground`) and
+   optionally cropped to the subject (:mod:`RMBG.cropping`).
 
 Steps 2-5 are separate methods, so that a consumer that keeps the small mask
 (a widget that recomposes on every change, a video that smooths masks over
@@ -25,8 +28,10 @@ import numpy as np
 from PIL import Image
 
 from RMBG.compose import DEFAULT_BG_COLOR, MODES, alpha_to_uint8, compose, load_background, parse_color
+from RMBG.cropping import check_margin
 from RMBG.edges import REFINE_METHODS, refine as refine_edges
 from RMBG.imageio import _to_uint8, pil_to_rgb, read_image
+from RMBG.mask_cleanup import clean_mask
 from RMBG.runtime import DEFAULT_RUNTIME, Segmenter, load_segmenter, upsample_mask
 
 
@@ -77,10 +82,15 @@ def check_output(mode: str, bg_color=DEFAULT_BG_COLOR, bg_image=None) -> str:
     return mode
 
 
-def finish_mask(image: np.ndarray, small_mask: np.ndarray, refine: str = "none", threshold: float | None = None) -> np.ndarray:
-    """The model-size mask of ``image`` as a full-size alpha: upsampled, edge-refined, thresholded."""
+def finish_mask(image: np.ndarray, small_mask: np.ndarray, refine: str = "none", threshold: float | None = None,
+                post_process: bool = False) -> np.ndarray:
+    """The model-size mask of ``image`` as a full-size alpha: upsampled, edge-refined, cleaned
+    of small islands and holes when ``post_process`` (:func:`RMBG.mask_cleanup.clean_mask`),
+    thresholded."""
     alpha = upsample_mask(small_mask, image.shape[:2])
     alpha = refine_edges(image, alpha, refine)
+    if post_process:
+        alpha = clean_mask(alpha)
     if threshold is not None:
         alpha = (alpha >= threshold).astype(np.float32)
     return alpha
@@ -114,6 +124,11 @@ class Remover:
     ``runtime`` says how ``.keras`` files run (:data:`RMBG.runtime.KERAS_RUNTIMES`);
     ``refine`` is one of :data:`RMBG.edges.REFINE_METHODS`; ``threshold`` in
     [0, 1] makes the mask hard; ``batch_size`` photos go to the model per call.
+    ``post_process`` cleans the mask of small islands and holes
+    (:mod:`RMBG.mask_cleanup`; off by default: it measured neutral);
+    ``foreground_estimation`` (on by default) draws the subject's estimated
+    colours at soft edges; ``crop_margin`` (px, or None for no crop) cuts
+    outputs to the subject's box grown by that margin.
     Loaded models are cached by :func:`RMBG.runtime.load_segmenter`, so
     building several removers over one file costs one load.
     """
@@ -125,9 +140,15 @@ class Remover:
         refine: str = "none",
         threshold: float | None = None,
         batch_size: int = 1,
+        post_process: bool = False,
+        foreground_estimation: bool = True,
+        crop_margin: int | None = None,
     ):
         self.refine = check_refine(refine)
         self.threshold = check_threshold(threshold)
+        self.post_process = bool(post_process)
+        self.foreground_estimation = bool(foreground_estimation)
+        self.crop_margin = check_margin(crop_margin)
         if int(batch_size) < 1:
             raise ValueError(f"batch size {batch_size}: must be at least 1")
         self.batch_size = int(batch_size)
@@ -157,9 +178,9 @@ class Remover:
 
     def finish(self, image: np.ndarray, small_mask: np.ndarray, refine: str | None = None) -> np.ndarray:
         """A small mask of ``image`` as its full-size ``HxW`` float32 alpha (this remover's
-        refinement unless ``refine`` says otherwise, then its threshold)."""
+        refinement unless ``refine`` says otherwise, then its clean-up and threshold)."""
         method = self.refine if refine is None else check_refine(refine)
-        return finish_mask(image, small_mask, method, self.threshold)
+        return finish_mask(image, small_mask, method, self.threshold, self.post_process)
 
     def alphas(self, images: Sequence) -> list[np.ndarray]:
         """Full-size alphas of ``images`` (paths, PIL images or arrays)."""
@@ -173,18 +194,24 @@ class Remover:
     # -- outputs ---------------------------------------------------------
     @staticmethod
     def compose(image: np.ndarray, alpha: np.ndarray, mode: str = "rgba", bg_color=DEFAULT_BG_COLOR,
-                bg_image=None) -> Image.Image:
-        """The output picture of ``mode`` for an RGB photo and its full-size alpha."""
+                bg_image=None, foreground_estimation: bool = True, crop_margin: int | None = None) -> Image.Image:
+        """The output picture of ``mode`` for an RGB photo and its full-size alpha
+        (:func:`RMBG.compose.compose`)."""
         check_output(mode, bg_color, bg_image)
-        return compose(image, alpha, mode, bg_color=bg_color, bg_image=bg_image)
+        return compose(image, alpha, mode, bg_color=bg_color, bg_image=bg_image,
+                       foreground_estimation=foreground_estimation, crop_margin=check_margin(crop_margin))
 
     def picture(self, image: np.ndarray, small_mask: np.ndarray, mode: str = "rgba", bg_color=DEFAULT_BG_COLOR,
-                background: np.ndarray | None = None, refine: str | None = None) -> Image.Image:
+                background: np.ndarray | None = None, refine: str | None = None,
+                foreground_estimation: bool | None = None) -> Image.Image:
         """The output picture of ``mode`` from an RGB photo and its small mask (finished here, with
-        this remover's refinement unless ``refine`` says otherwise); ``background`` is the decoded
+        this remover's refinement and foreground estimation unless ``refine`` or
+        ``foreground_estimation`` say otherwise, and its crop); ``background`` is the decoded
         picture of the ``image`` mode (:func:`RMBG.compose.load_background`)."""
         alpha = alpha_to_uint8(self.finish(image, small_mask, refine))
-        return compose(image, alpha, mode, bg_color=bg_color, bg_image=background)
+        estimate = self.foreground_estimation if foreground_estimation is None else bool(foreground_estimation)
+        return compose(image, alpha, mode, bg_color=bg_color, bg_image=background, foreground_estimation=estimate,
+                       crop_margin=self.crop_margin)
 
     def remove_many(self, images: Sequence, mode: str = "rgba", bg_color=DEFAULT_BG_COLOR,
                     bg_image=None) -> list[Image.Image]:
@@ -203,4 +230,5 @@ class Remover:
 
     def __repr__(self) -> str:
         return (f"Remover({self.segmenter!r}, runtime={self.runtime!r}, refine={self.refine!r}, "
-                f"threshold={self.threshold!r}, batch_size={self.batch_size})")
+                f"threshold={self.threshold!r}, batch_size={self.batch_size}, post_process={self.post_process}, "
+                f"foreground_estimation={self.foreground_estimation}, crop_margin={self.crop_margin!r})")

@@ -9,8 +9,9 @@ Endpoints (FastAPI on uvicorn):
 
 * ``POST /api/remove``: multipart field ``file`` (the photo) and, for mode
   ``image``, ``background``; options ``mode``, ``bg_color``, ``refine``,
-  ``format`` (png, webp; jpg for the flat modes) and ``model`` as form fields
-  or query parameters. Answers the picture with its content type.
+  ``format`` (png, webp; jpg for the flat modes), ``foreground_estimation``
+  (true by default; false composes the photo's own colours at soft edges) and
+  ``model`` as form fields or query parameters. Answers the picture with its content type.
 * ``GET /api/models``: the models this server was started with, the modes,
   formats and refinements; ``GET /health``: 200 with the loaded models;
   ``GET /docs``: the OpenAPI page; ``GET /``: a page to try it in a browser.
@@ -64,7 +65,7 @@ API_KEY_HEADER = "X-API-Key"
 MAX_FORM_FIELDS = 16
 MAX_FIELD_BYTES = 64 * 1024
 #: Option names, read from the form first, then from the query string.
-OPTION_NAMES = ("mode", "bg_color", "refine", "format", "model")
+OPTION_NAMES = ("mode", "bg_color", "refine", "format", "foreground_estimation", "model")
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 log = logging.getLogger("RMBG.server")
@@ -194,6 +195,8 @@ def _remove_openapi() -> dict:
         "bg_color": {**text, "default": "#FFFFFF", "description": "background of mode 'color'"},
         "refine": {"type": "string", "enum": list(REFINE_METHODS), "default": "none"},
         "format": {"type": "string", "enum": list(FORMATS), "default": "png"},
+        "foreground_estimation": {"type": "boolean", "default": True,
+                                  "description": "the subject's estimated colours at soft edges (no halo)"},
         "model": {**text, "description": "one of GET /api/models; default: the first"},
     }
     pictures = {content: {"schema": {"type": "string", "format": "binary"}} for _, content in FORMATS.values()}

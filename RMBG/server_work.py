@@ -4,7 +4,8 @@
   checks (and reasons) of the CLI's :func:`RMBG.imageio.read_image`, decoded
   in memory: no upload touches the disk and no client-given name ever becomes
   a path.
-* :class:`Options` checks a request's mode, colour, refinement, format and model.
+* :class:`Options` checks a request's mode, colour, refinement, format,
+  foreground estimation and model.
 * :func:`render` runs the steps of :class:`RMBG.removal.Remover` (small mask
   under the model's lock, then the output picture) and encodes the result.
 * :class:`WorkPool` runs that in ``workers`` threads with at most ``max_queue``
@@ -37,6 +38,9 @@ FORMATS = {"png": ("PNG", "image/png"), "webp": ("WEBP", "image/webp"), "jpg": (
 FORMAT_ALIASES = {"jpeg": "jpg"}
 #: Quality of lossy outputs (JPEG, and WebP of the flat modes; WebP of rgba/mask is lossless).
 LOSSY_QUALITY = 92
+#: Spellings of the ``foreground_estimation`` field's two values.
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 
 class ApiError(Exception):
@@ -79,6 +83,7 @@ class Options:
     refine: str = "none"
     format: str = "png"
     model: str = ""
+    foreground_estimation: bool = True
 
     @classmethod
     def parse(cls, values: dict, models: dict, has_background: bool) -> "Options":
@@ -89,6 +94,7 @@ class Options:
         fmt = FORMAT_ALIASES.get(fmt, fmt)
         model = pick("model", next(iter(models)))
         bg_color = pick("bg_color", DEFAULT_BG_COLOR)
+        estimate = pick("foreground_estimation", "true").lower()
         try:
             check_output(mode, bg_color, b"" if has_background else None)
             check_refine(refine)
@@ -98,9 +104,11 @@ class Options:
             raise ApiError(422, "invalid option", f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
         if fmt == "jpg" and mode in PNG_MODES:
             raise ApiError(422, "invalid option", f"format 'jpg' has no transparency: mode {mode!r} needs png or webp")
+        if estimate not in TRUE_WORDS | FALSE_WORDS:
+            raise ApiError(422, "invalid option", f"foreground_estimation {estimate!r}: expected true or false")
         if model not in models:
             raise ApiError(422, "unknown model", f"unknown model {model!r}; this server has {', '.join(models)}")
-        return cls(mode, bg_color, refine, fmt, model)
+        return cls(mode, bg_color, refine, fmt, model, estimate in TRUE_WORDS)
 
     @property
     def content_type(self) -> str:
@@ -112,7 +120,7 @@ def encode(picture: Image.Image, fmt: str, mode: str) -> bytes:
     pil_format = FORMATS[fmt][0]
     options: dict = {}
     if pil_format == "WEBP":
-        options = {"lossless": True} if mode in PNG_MODES else {"quality": LOSSY_QUALITY}
+        options = {"lossless": True, "exact": True} if mode in PNG_MODES else {"quality": LOSSY_QUALITY}
     elif pil_format == "JPEG":
         options = {"quality": LOSSY_QUALITY}
         picture = picture if picture.mode in {"RGB", "L"} else picture.convert("RGB")
@@ -164,7 +172,8 @@ class Models:
         back = decode_upload(background, "background") if options.mode == "image" else None
         small = self.small_mask(options.model, image)
         picture = self.removers[options.model].picture(image, small, options.mode, options.bg_color, back,
-                                                      refine=options.refine)
+                                                      refine=options.refine,
+                                                      foreground_estimation=options.foreground_estimation)
         return encode(picture, options.format, options.mode)
 
 

@@ -315,3 +315,146 @@ def test_demo_writes_every_mode_for_the_packaged_photos(tmp_path, peer_onnx):
     with Image.open(tmp_path / "demo" / "rgba" / "grace_hopper.png") as cutout:
         alpha = np.asarray(cutout)[..., 3]
     assert alpha.min() == 0 and alpha.max() == 255  # a subject was found, and a background
+
+
+# ---------------------------------------------------------------------------
+# --format, --crop, --no-foreground-estimation, skipped files (issue 21)
+# ---------------------------------------------------------------------------
+def _animated_gif(path: Path) -> None:
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory, shared_data, peer_onnx):
+    """One real portrait in a folder with files the CLI does not take, run through ``remove``
+    with several option sets; ``name -> (exit code, stdout, stderr, output folder)``."""
+    import contextlib
+    import io
+
+    root = tmp_path_factory.mktemp("issue21")
+    folder = root / "in"
+    folder.mkdir()
+    source = pairs(shared_data / "people", limit=1)[0][0]
+    Image.open(source).save(folder / "photo.jpg", quality=95)
+    (folder / "notes.txt").write_text("not a picture\n")
+    _animated_gif(folder / "moving.gif")
+    Image.new("RGB", (8, 8)).save(folder / "still.gif")
+    (folder / ".DS_Store").write_bytes(b"\0\1")
+    runs = {}
+    option_sets = {
+        "png": [], "webp": ["--format", "webp"], "crop": ["--crop", "--margin", "7"],
+        "plain": ["--no-foreground-estimation"], "jpg": ["--mode", "color", "--format", "jpg"],
+    }
+    for name, options in option_sets.items():
+        out = root / name
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main([str(folder), "--out", str(out), "--model", str(peer_onnx), "--quiet", *options])
+        runs[name] = (code, stdout.getvalue(), stderr.getvalue(), out)
+    runs["photo"] = np.asarray(Image.open(folder / "photo.jpg").convert("RGB"))
+    return runs
+
+
+def _rgba(path: Path) -> np.ndarray:
+    with Image.open(path) as picture:
+        assert picture.mode == "RGBA"
+        return np.asarray(picture)
+
+
+def test_cli_lists_files_it_does_not_take_as_skipped(cli_runs):
+    code, report, _, out = cli_runs["png"]
+    assert code == 0
+    assert "done 1, skipped 3, failed 0" in report
+    assert "moving.gif: animated GIF: not supported" in report
+    assert "notes.txt: not an image extension we read: .txt" in report
+    assert "still.gif: GIF: not supported" in report
+    assert ".DS_Store" not in report  # hidden files are nobody's photos
+    assert sorted(p.name for p in out.iterdir()) == ["photo.png"]
+
+
+def test_cli_webp_keeps_the_alpha_exactly(cli_runs):
+    assert cli_runs["webp"][0] == 0
+    with Image.open(cli_runs["webp"][3] / "photo.webp") as picture:
+        assert picture.format == "WEBP"
+    webp = _rgba(cli_runs["webp"][3] / "photo.webp")
+    png = _rgba(cli_runs["png"][3] / "photo.png")
+    assert 0 < (png[..., 3] == 0).sum() < png[..., 3].size  # a subject and a background
+    assert np.array_equal(webp, png)  # lossless: colour and alpha round-trip
+
+
+def test_cli_crop_is_the_subject_box_plus_the_margin(cli_runs):
+    from RMBG.cropping import subject_box
+
+    assert cli_runs["crop"][0] == 0
+    whole = _rgba(cli_runs["png"][3] / "photo.png")
+    cropped = _rgba(cli_runs["crop"][3] / "photo.png")
+    rows, cols = subject_box(whole[..., 3], margin=7)
+    present = np.argwhere(whole[..., 3] > round(0.05 * 255))
+    (top, left), (bottom, right) = present.min(axis=0), present.max(axis=0) + 1
+    h, w = whole.shape[:2]
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (
+        max(0, top - 7), min(h, bottom + 7), max(0, left - 7), min(w, right + 7))
+    assert cropped.shape[:2] == (rows.stop - rows.start, cols.stop - cols.start) != (h, w)
+    assert np.array_equal(cropped, whole[rows, cols])
+
+
+def test_cli_without_foreground_estimation_stores_the_photo_colours(cli_runs):
+    estimated = _rgba(cli_runs["png"][3] / "photo.png")
+    plain = _rgba(cli_runs["plain"][3] / "photo.png")
+    photo = cli_runs["photo"]
+    assert np.array_equal(plain[..., 3], estimated[..., 3])
+    assert np.array_equal(plain[..., :3], photo)
+    soft = (plain[..., 3] > 0) & (plain[..., 3] < 255)
+    assert soft.any() and np.array_equal(estimated[~soft, :3], photo[~soft])
+    assert np.abs(estimated[soft, :3].astype(int) - photo[soft]).mean() > 1
+
+
+def test_cli_jpg_for_a_flat_mode(cli_runs):
+    assert cli_runs["jpg"][0] == 0
+    with Image.open(cli_runs["jpg"][3] / "photo.jpg") as picture:
+        assert picture.format == "JPEG" and picture.mode == "RGB"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--format", "jpg"], "format 'jpg' has no transparency: mode 'rgba' needs png or webp"),
+    (["--format", "jpeg", "--mode", "mask"], "format 'jpg' would change the mask's values"),
+    (["--margin", "5"], "--margin goes with --crop"),
+    (["--crop", "--margin", "-1"], "crop margin -1"),
+    (["--watch"], "--watch watches folders: x.jpg is not a folder"),
+])
+def test_cli_refuses_impossible_output_options(tmp_path, capsys, argv, message):
+    assert main(["x.jpg", "--out", str(tmp_path / "out"), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_files_of_a_glob_are_listed(tmp_path):
+    from RMBG.predict import unsupported_inputs
+
+    (tmp_path / "a.txt").write_text("x")
+    Image.new("RGB", (4, 4)).save(tmp_path / "b.png")
+    _animated_gif(tmp_path / "c.gif")
+    found = unsupported_inputs([str(tmp_path / "*")])
+    assert [(p.name, why) for p, why in found] == [
+        ("a.txt", "not an image extension we read: .txt"), ("c.gif", "animated GIF: not supported")]
+
+
+def test_compose_crop_matches_the_box_and_keeps_a_picture_without_subject(people):
+    _, image, mask = people[0]
+    from RMBG.cropping import subject_box
+
+    alpha8 = C.alpha_to_uint8(mask)
+    rows, cols = subject_box(alpha8, margin=3)
+    for mode in ("rgba", "mask", "color", "blur"):
+        whole = np.asarray(C.compose(image, alpha8, mode))
+        cropped = np.asarray(C.compose(image, alpha8, mode, crop_margin=3))
+        assert np.array_equal(cropped, whole[rows, cols]), mode
+    pair = C.compose(image, alpha8, "side-by-side", crop_margin=3)
+    assert pair.size == (2 * (cols.stop - cols.start) + C.SEPARATOR_WIDTH, rows.stop - rows.start)
+    empty = np.zeros_like(alpha8)
+    assert subject_box(empty) is None
+    assert C.compose(image, empty, "rgba", crop_margin=3).size == (image.shape[1], image.shape[0])
+    corner = np.zeros((50, 60), np.uint8)
+    corner[0:5, 55:60] = 255
+    assert subject_box(corner, margin=10) == (slice(0, 15), slice(45, 60))  # clipped to the picture

@@ -17,6 +17,7 @@ from RMBG import runtime as RT
 from RMBG.compose import alpha_to_uint8
 from RMBG.imageio import read_image
 from RMBG.predict import remove_background
+from RMBG.foreground import estimate_foreground
 from RMBG.removal import Remover
 
 #: Masks of one photo computed alone and inside a batch: the TFLite fp32 copy
@@ -93,13 +94,18 @@ def test_remove_with_refine_and_threshold_matches_remove_background(photos):
 
 
 def test_remove_rgba_is_the_photo_with_its_alpha(remover, photos):
-    """The one-call output equals the steps run by hand: small mask -> finish -> compose."""
+    """The one-call output equals the steps run by hand: small mask -> finish -> compose; the colour
+    is the photo's where the mask is sure and the estimated foreground's at soft edges."""
     photo = photos[1]
     rgba = np.asarray(remover.remove(photo, mode="rgba"))
-    alpha = remover.finish(photo, remover.small_masks([photo])[0])
+    alpha8 = alpha_to_uint8(remover.finish(photo, remover.small_masks([photo])[0]))
     assert rgba.shape == photo.shape[:2] + (4,)
-    assert np.array_equal(rgba[..., :3], photo)
-    assert np.array_equal(rgba[..., 3], alpha_to_uint8(alpha))
+    assert np.array_equal(rgba[..., 3], alpha8)
+    soft = (alpha8 > 0) & (alpha8 < 255)
+    assert soft.any() and np.array_equal(rgba[~soft, :3], photo[~soft])
+    assert np.array_equal(rgba[..., :3], estimate_foreground(photo, alpha8))
+    plain = np.asarray(Remover(foreground_estimation=False).remove(photo, mode="rgba"))
+    assert np.array_equal(plain[..., :3], photo) and np.array_equal(plain[..., 3], alpha8)
 
 
 # ---------------------------------------------------------------------------

@@ -139,12 +139,16 @@ def test_health_and_models_list_what_was_loaded(server):
 
 def test_photo_gives_an_rgba_png_of_its_size_with_the_cli_mask(server, photos, cli_masks):
     for photo in photos:
-        reply = post_photo(server.url, photo.read_bytes())
+        reply = post_photo(server.url, photo.read_bytes(), fields={"foreground_estimation": "false"})
         assert reply.headers["content-type"] == "image/png"
         out = picture_of(reply)
         with Image.open(photo) as original:
             assert out.mode == "RGBA" and out.size == original.size
             assert np.array_equal(np.asarray(out)[..., :3], np.asarray(original.convert("RGB")))
+        estimated = np.asarray(picture_of(post_photo(server.url, photo.read_bytes())))  # the default
+        assert np.array_equal(estimated[..., 3], np.asarray(out)[..., 3])
+        soft = (estimated[..., 3] > 0) & (estimated[..., 3] < 255)
+        assert np.array_equal(estimated[~soft, :3], np.asarray(out)[~soft, :3])
         mask = cli_masks[photo.name]
         assert max_diff(np.asarray(out)[..., 3], mask) <= 1
         assert 10 < mask.mean() < 245  # a real cut-out, neither empty nor everything
@@ -232,6 +236,8 @@ def test_odd_uploads_work(server, photos, cli_masks):
     reference = cli_masks[photo.name].astype(int)
 
     def served(data: bytes, **fields) -> np.ndarray:
+        # about decoding: the cut-out keeps the decoded colours at soft edges too
+        fields = {"foreground_estimation": "false", **fields}
         return np.asarray(picture_of(post_photo(server.url, data, fields=fields)))
 
     cmyk = served(jpeg_bytes(rgb.convert("CMYK")))
