@@ -117,11 +117,14 @@ def test_cli_watch_processes_a_dropped_photo_and_stops_cleanly_on_sigint(tmp_pat
         _wait_for(lines, "second.jpg ->", 60, log)
         _wait_for(lines, "notes.txt", 20, log)
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=30)
+        # the reader thread owns stdout (communicate() would compete with it); a loaded CI machine is slow
+        process.wait(timeout=120)
+        rest = ""
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+    time.sleep(0.5)  # let the reader thread drain the last lines
     while not lines.empty():
         line = lines.get()
         log.append(line or "")
