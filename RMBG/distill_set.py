@@ -23,7 +23,6 @@ The ``Target`` column says which (``gt``, ``teacher``, ``mix:SHARE``).
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ import numpy as np
 
 from RMBG.data import INDEX_NAME, read_index
 from RMBG.imageio import ImageReadError, read_mask, write_atomic
-from RMBG.label import mask_to_png
+from RMBG.label import mask_to_png, write_index_rows
 
 #: ``index.csv`` columns of a distillation folder.
 DISTILL_COLUMNS = ["Image Name", "Category", "Image Path", "Mask Path", "width", "height", "split", "Target"]
@@ -129,13 +128,7 @@ def build_distill_set(
             continue
         add(row, _absolute(folder, row["Image Path"]), _absolute(folder, row["Mask Path"]), "train", "teacher")
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=DISTILL_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows_out)
-
-    write_atomic(out / INDEX_NAME, write, overwrite=True)
+    write_index_rows(out, DISTILL_COLUMNS, rows_out)
     return result
 
 

@@ -131,12 +131,13 @@ def _read_done(out: Path) -> dict[str, dict]:
     }
 
 
-def _write_index(out: Path, rows: Sequence[dict]) -> None:
+def write_index_rows(out: Path, columns: Sequence[str], rows: Sequence[dict]) -> None:
+    """``out/index.csv`` with ``columns`` and ``rows``, written atomically (a labelled or distillation folder)."""
     import csv
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=LABEL_COLUMNS)
+            writer = csv.DictWriter(handle, fieldnames=list(columns))
             writer.writeheader()
             writer.writerows(rows)
 
@@ -203,9 +204,9 @@ def label_images(
         result.written.append(str(source))
         since_flush += 1
         if since_flush >= FLUSH_EVERY:
-            _write_index(out, rows)
+            write_index_rows(out, LABEL_COLUMNS, rows)
             since_flush = 0
-    _write_index(out, rows)
+    write_index_rows(out, LABEL_COLUMNS, rows)
     return result
 
 
@@ -231,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    teacher_paths = args.teacher or ([default_teacher()] if default_teacher() else [])
+    teacher = default_teacher()
+    teacher_paths = args.teacher or ([teacher] if teacher else [])
     if not teacher_paths:
         print(f"label: no teacher: pass --teacher FILE, or run `python -m RMBG fetch-teacher` to put rembg's "
               f"U-2-Net in {teacher_home()}", file=sys.stderr)

@@ -42,3 +42,14 @@ def model_path() -> Path:
         return default_model_path()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def teacher_u2net() -> Path:
+    """rembg's U-2-Net in ``~/.u2net`` (``$U2NET_HOME``; ``python -m RMBG fetch-teacher``), or a skip with the reason."""
+    from RMBG.label import default_teacher
+
+    path = default_teacher()
+    if path is None:
+        pytest.skip("rembg's u2net.onnx is not in ~/.u2net ($U2NET_HOME): run `python -m RMBG fetch-teacher`")
+    return path

@@ -18,17 +18,9 @@ from shared_sets import link_pairs, pairs as shared_pairs
 from RMBG.constants import IMPORTED_U2NETP_PATH, MODELS_DIR
 from RMBG.distill_set import build_distill_set
 from RMBG.imageio import read_image, read_mask
-from RMBG.label import Teachers, default_teacher, label_images
+from RMBG.label import Teachers, label_images
 
 SPLIT_LISTS = {split: MODELS_DIR / f"rmbg-default-{split}.txt" for split in ("train", "val", "test")}
-
-
-@pytest.fixture(scope="module")
-def teacher_u2net() -> Path:
-    path = default_teacher()
-    if path is None:
-        pytest.skip("rembg's u2net.onnx is not in ~/.u2net ($U2NET_HOME): run `python -m RMBG fetch-teacher`")
-    return path
 
 
 def read_list(path: Path) -> list[str]:
