@@ -157,7 +157,8 @@ def test_default_runtime_keeps_the_quality_bound_against_fp32_keras(shared_data,
     fp32, fp32_by_cat = summarize_by(reference, categories)
     rows = {"all": (ours, fp32), **{c: (by_cat[c], fp32_by_cat[c]) for c in by_cat}}
     for category, (got, want) in rows.items():
-        assert abs(got["mae"] - want["mae"]) <= MAX_MAE_DIFF, (category, got["mae"], want["mae"])
+        # "within the bound, or better": a lower MAE than fp32 passes however much lower it is
+        assert got["mae"] - want["mae"] <= MAX_MAE_DIFF, (category, got["mae"], want["mae"])
         assert got["max_f"] - want["max_f"] >= -MAX_MAXF_DROP, (category, got["max_f"], want["max_f"])
 
 
