@@ -9,8 +9,11 @@ as incomplete. Hidden files (a name starting with ``.``, which includes the
 temporary files of atomic writes) and anything under an ignored folder (the
 output folder, when it lies inside a watched one) are left alone.
 
-It stops cleanly on KeyboardInterrupt (Ctrl-C, SIGINT) and on SIGTERM,
-returning to the caller, which prints its summary. Nothing here knows about
+It stops cleanly on Ctrl-C (SIGINT) and on SIGTERM, returning to the caller,
+which prints its summary: in the main thread both signals only set the stop
+event, so the file in hand is finished (a KeyboardInterrupt raised inside the
+removal's worker threads could leave them waiting for ever); a second Ctrl-C
+interrupts at once. Nothing here knows about
 models or outputs: :func:`RMBG.predict.main` supplies the callback.
 """
 
@@ -124,7 +127,7 @@ def watch_folders(
         if not root.is_dir():
             raise NotADirectoryError(f"{root}: not a folder, cannot watch it")
         observer.schedule(handler, str(root), recursive=True)
-    previous_term = _stop_on_sigterm(stop)
+    previous = _stop_on_signals(stop)
     observer.start()
     try:
         if on_ready is not None:
@@ -153,8 +156,8 @@ def watch_folders(
         stop.set()
         observer.stop()
         observer.join(timeout=5)
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _drain(arrivals: queue.Queue, path: Path) -> None:
@@ -171,8 +174,17 @@ def _drain(arrivals: queue.Queue, path: Path) -> None:
         arrivals.put(other)
 
 
-def _stop_on_sigterm(stop: threading.Event):
-    """Make SIGTERM set ``stop`` (in the main thread only); the previous handler, or None."""
+def _stop_on_signals(stop: threading.Event) -> dict:
+    """Make SIGINT and SIGTERM set ``stop`` (main thread only; a second SIGINT raises KeyboardInterrupt).
+
+    The previous handlers, by signal number (empty outside the main thread)."""
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        return {}
+
+    def on_interrupt(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    return {signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: stop.set()),
+            signal.SIGINT: signal.signal(signal.SIGINT, on_interrupt)}

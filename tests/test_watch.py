@@ -137,3 +137,34 @@ def test_cli_watch_processes_a_dropped_photo_and_stops_cleanly_on_sigint(tmp_pat
         values = np.asarray(mask)
     assert values.min() == 0 and values.max() == 255
     assert sorted(p.name for p in out.iterdir()) == ["first.png", "second.png"]
+
+
+def test_ctrl_c_finishes_the_file_in_hand_then_returns_with_the_handlers_restored(tmp_path):
+    """SIGINT only sets the stop event: a file being handled when it comes is finished (an interrupt raised
+    inside the removal's worker threads once left `remove --watch` hanging), and a second SIGINT interrupts."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    handled = []
+
+    def on_file(path, root, state):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while a file is in hand
+        time.sleep(0.2)
+        handled.append((path.name, state))  # still reached: the signal did not raise here
+
+    def on_ready():
+        (tmp_path / "photo.png").write_bytes(b"x" * 100)
+
+    start = time.monotonic()
+    watch_folders([tmp_path], on_file, on_ready=on_ready, poll_s=0.05)
+    assert handled == [("photo.png", "complete")]
+    assert time.monotonic() - start < 10
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+    # two Ctrl-C before any file: the second raises KeyboardInterrupt, and the watch still returns
+    def twice():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    second = []
+    (tmp_path / "sub").mkdir()
+    watch_folders([tmp_path / "sub"], lambda *args: second.append(args), on_ready=twice, poll_s=0.05)
+    assert second == [] and signal.getsignal(signal.SIGINT) == before[0]

@@ -20,7 +20,9 @@ from RMBG.weights import (
     read_onnx_convs,
 )
 
-EQUIVALENCE_TOLERANCE = 1e-4
+#: float32 through ~60 layers: 6.3e-5 on one machine, 1.36e-4 on another (other kernels, other
+#: summation order); an import error (a swapped or transposed tensor) is orders of magnitude larger.
+EQUIVALENCE_TOLERANCE = 3e-4
 ECSSD_COUNT = 20
 
 
