@@ -37,6 +37,8 @@ from RMBG.runtime import Segmenter
 _END = object()
 #: how often (seconds) a blocked stage looks whether the pipeline was stopped
 _POLL_S = 0.1
+#: how long (seconds) an interrupted pipeline waits for its stages before it raises
+_INTERRUPT_JOIN_S = 2.0
 
 
 class _Stopped(Exception):
@@ -143,11 +145,14 @@ def run_pipeline(
     except _Stopped:
         pass
     except BaseException:
+        # An interrupt: the stages see ``stop`` within _POLL_S, unless one is inside a long call or the
+        # interrupt left a queue's lock held; they are daemon threads, so wait for them only a little.
         stop.set()
-        raise
-    finally:
         for worker in workers:
-            worker.join()
+            worker.join(timeout=_INTERRUPT_JOIN_S)
+        raise
+    for worker in workers:
+        worker.join()
     if failures:
         raise failures[0]
 

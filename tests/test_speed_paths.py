@@ -136,6 +136,26 @@ def test_pipeline_stops_and_raises_when_reporting_fails():
     assert not [t for t in threading.enumerate() if t.name.startswith("rmbg-")]  # no stage left running
 
 
+def test_an_interrupt_is_raised_promptly_even_while_a_stage_is_inside_a_long_call():
+    """Ctrl-C during the model call must not wait for a reader stuck in a slow decode (or a lock the
+    interrupt left held): the interrupt reaches the caller within seconds, not after the 30 s read."""
+    release = threading.Event()
+
+    def prepare(item):
+        if item == 2:
+            release.wait(30)  # a slow network file
+        return item
+
+    def infer(batch):
+        raise KeyboardInterrupt
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(range(5), prepare, infer, lambda i, r, m: m, lambda item, outcome: None)
+    assert time.monotonic() - start < 10
+    release.set()
+
+
 def test_default_runtime_keeps_the_quality_bound_against_fp32_keras(shared_data, model_path, remover):
     """Issue 16's bound on 21 photos (7 spread over each set from its first). A sample this small is
     noisy for max-F: the spread starting at each set's second photo has cats 0.006 lower (MAE within
