@@ -11,8 +11,8 @@ output folder, when it lies inside a watched one) are left alone.
 
 It stops cleanly on Ctrl-C (SIGINT) and on SIGTERM, returning to the caller,
 which prints its summary: in the main thread both signals only set the stop
-event, so the file in hand is finished (a KeyboardInterrupt raised inside the
-removal's worker threads could leave them waiting for ever); a second Ctrl-C
+event, so the file in hand is finished (an interrupt raised in the middle of
+the removal once left the process hanging after Ctrl-C); a second Ctrl-C
 interrupts at once. Nothing here knows about
 models or outputs: :func:`RMBG.predict.main` supplies the callback.
 """
