@@ -13,9 +13,11 @@ Stages, in order:
    CMYK, 16-bit, TIFF, WebP, odd masks) and resizes image and mask to the
    square ``image_size`` (the mask follows the image, whatever its own size).
    Results are ``uint8`` and cached in memory when they fit.
-3. Training only: :func:`augment` (random resized crop, horizontal flip,
-   colour jitter) per image, then :func:`composite` (a foreground pasted on
-   another photo of the batch) per batch.
+3. Training only (:mod:`RMBG.augment`): :func:`augment` (random resized crop,
+   horizontal flip, colour jitter) per image, then :func:`composite` (a
+   foreground pasted on another photo of the batch) and :func:`plain_background`
+   (on one flat colour; optionally only photos whose mask is not a teacher's
+   map, the pair's ``teacher`` flag) per batch.
 4. :func:`normalize`: exactly :meth:`RMBG.modelinfo.ModelInfo.normalize`,
    written with TensorFlow ops. Masks are float32 in [0, 1], ``NxSxSx1``.
 
@@ -34,6 +36,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from RMBG.augment import HUE_SHARE, Augment, augment, colour_jitter, composite, crop_box, plain_background  # noqa: F401
 from RMBG.constants import INDEX_SPLITS, SEED
 from RMBG.imageio import (
     IMAGE_EXTENSIONS,
@@ -58,8 +61,6 @@ NATIVE_MASK = {"PNG": {"L"}, "JPEG": {"L"}, "BMP": {"L"}}
 CACHE_MAX_BYTES = 4 << 30
 #: Fraction of the memory available at start that the cache may take.
 CACHE_MEMORY_SHARE = 0.5
-#: Colour jitter: hue moves by at most this fraction of ``jitter`` (hue is a circle).
-HUE_SHARE = 0.1
 AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow at module load
 
 
@@ -68,13 +69,15 @@ AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow at module load
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Pair:
-    """One photo and its mask. ``native``: TensorFlow can decode both files as-is."""
+    """One photo and its mask. ``native``: TensorFlow can decode both files as-is;
+    ``teacher``: the mask is a teacher's soft map alone (``Target`` ``teacher`` in the index)."""
 
     image: str
     mask: str
     category: str
     split: str = "train"
     native: bool = True
+    teacher: bool = False
 
     @property
     def name(self) -> str:
@@ -174,7 +177,8 @@ def list_pairs(root: str | os.PathLike) -> tuple[list[Pair], list[tuple[str, str
             mask = _resolve(root, row["Mask Path"], "masks")
             category = (row.get("Category") or "").strip() or category_of(image)
             split = row["split"].strip() if with_split else ""
-            pairs.append(Pair(str(image), str(mask), category, split))
+            teacher = (row.get("Target") or "").strip() == "teacher"
+            pairs.append(Pair(str(image), str(mask), category, split, teacher=teacher))
     else:
         images_dir, masks_dir = root / "images", root / "masks"
         if not images_dir.is_dir() or not masks_dir.is_dir():
@@ -361,128 +365,6 @@ def normalizer(info):
 
 
 # ---------------------------------------------------------------------------
-# Augmentation (training only)
-# ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Augment:
-    """Training augmentation settings (see :class:`RMBG.presets.Preset`)."""
-
-    crop_size: int
-    crop_scale: tuple[float, float] = (0.5, 1.0)
-    crop_ratio: tuple[float, float] = (0.75, 1.333)
-    flip: bool = True
-    jitter: float = 0.2
-    composite: float = 0.0
-    plain_background: float = 0.0
-
-    @classmethod
-    def from_preset(cls, preset) -> "Augment":
-        return cls(
-            crop_size=preset.train_size,
-            crop_scale=tuple(preset.crop_scale),
-            crop_ratio=tuple(preset.crop_ratio),
-            flip=preset.flip,
-            jitter=preset.jitter,
-            composite=preset.composite,
-            plain_background=preset.plain_background,
-        )
-
-
-def crop_box(seed, scale, ratio):
-    """A random box ``[y1, x1, y2, x2]`` (0-1 coordinates) of area fraction in ``scale``
-    and aspect (width / height) in ``ratio`` (log-uniform), clipped to the image."""
-    import tensorflow as tf
-
-    seeds = tf.random.experimental.stateless_split(seed, 4)
-    area = tf.random.stateless_uniform([], seeds[0], scale[0], scale[1] + 1e-9)
-    log_ratio = tf.random.stateless_uniform(
-        [], seeds[1], float(np.log(ratio[0])), float(np.log(ratio[1])) + 1e-9
-    )
-    aspect = tf.exp(log_ratio)
-    width = tf.minimum(tf.sqrt(area * aspect), 1.0)
-    height = tf.minimum(tf.sqrt(area / aspect), 1.0)
-    x1 = tf.random.stateless_uniform([], seeds[2]) * (1.0 - width)
-    y1 = tf.random.stateless_uniform([], seeds[3]) * (1.0 - height)
-    return tf.stack([y1, x1, y1 + height, x1 + width])
-
-
-def colour_jitter(image, seed, strength: float):
-    """Brightness, contrast, saturation (factors in 1 +- strength) and a small hue shift,
-    on a 0-1 float RGB image; the result stays in [0, 1]."""
-    import tensorflow as tf
-
-    seeds = tf.random.experimental.stateless_split(seed, 4)
-    lo, hi = 1.0 - strength, 1.0 + strength
-    image = image * tf.random.stateless_uniform([], seeds[0], lo, hi)
-    mean = tf.reduce_mean(image, axis=[0, 1], keepdims=True)
-    image = (image - mean) * tf.random.stateless_uniform([], seeds[1], lo, hi) + mean
-    grey = tf.reduce_sum(image * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
-    image = grey + (image - grey) * tf.random.stateless_uniform([], seeds[2], lo, hi)
-    image = tf.clip_by_value(image, 0.0, 1.0)
-    delta = strength * HUE_SHARE
-    image = tf.image.adjust_hue(image, tf.random.stateless_uniform([], seeds[3], -delta, delta))
-    return tf.clip_by_value(image, 0.0, 1.0)
-
-
-def augment(image, mask, seed, settings: Augment):
-    """One training example: random resized crop (image and mask together), flip, jitter.
-
-    In: uint8 ``SxSx3`` and ``SxSx1`` (0-255). Out: float32 image 0-255 and mask 0-1,
-    both ``crop_size`` square.
-    """
-    import tensorflow as tf
-
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    size = settings.crop_size
-    stacked = tf.concat([tf.cast(image, tf.float32), tf.cast(mask, tf.float32)], axis=-1)
-    box = crop_box(seeds[0], settings.crop_scale, settings.crop_ratio)
-    stacked = tf.image.crop_and_resize(stacked[None], box[None], [0], (size, size), method="bilinear")[0]
-    if settings.flip:
-        stacked = tf.cond(
-            tf.random.stateless_uniform([], seeds[1]) < 0.5,
-            lambda: tf.reverse(stacked, axis=[1]),
-            lambda: stacked,
-        )
-    image, mask = stacked[..., :3], stacked[..., 3:]
-    if settings.jitter > 0:
-        image = colour_jitter(image / 255.0, seeds[2], settings.jitter) * 255.0
-    return tf.clip_by_value(image, 0.0, 255.0), tf.clip_by_value(mask / 255.0, 0.0, 1.0)
-
-
-def composite(images, masks, seed, probability: float):
-    """Per batch: with ``probability`` each foreground is pasted (through its own mask)
-    onto the next photo of the batch, which becomes its background. Masks are unchanged."""
-    import tensorflow as tf
-
-    if probability <= 0:
-        return images
-    count = tf.shape(images)[0]
-    backgrounds = tf.roll(images, shift=1, axis=0)
-    chosen = tf.random.stateless_uniform([count, 1, 1, 1], seed) < probability
-    pasted = masks * images + (1.0 - masks) * backgrounds
-    return tf.where(chosen & (count > 1), pasted, images)
-
-
-def plain_background(images, masks, seed, probability: float):
-    """Per image, with ``probability``: the background (through the mask) replaced by one
-    flat colour, black or white half the time, else a random RGB. Teaches that a backdrop
-    of one colour is background, as in photos already cut out. Masks are unchanged."""
-    import tensorflow as tf
-
-    if probability <= 0:
-        return images
-    count = tf.shape(images)[0]
-    seeds = [tf.stack([seed[0], seed[1] + k]) for k in range(4)]
-    chosen = tf.random.stateless_uniform([count, 1, 1, 1], seeds[0]) < probability
-    grey = tf.round(tf.random.stateless_uniform([count, 1, 1, 1], seeds[1])) * 255.0
-    colour = tf.random.stateless_uniform([count, 1, 1, 3], seeds[2], 0.0, 255.0)
-    black_or_white = tf.random.stateless_uniform([count, 1, 1, 1], seeds[3]) < 0.5
-    backdrop = tf.where(black_or_white, tf.broadcast_to(grey, tf.shape(colour)), colour)
-    pasted = masks * images + (1.0 - masks) * backdrop
-    return tf.where(chosen, pasted, images)
-
-
-# ---------------------------------------------------------------------------
 # Datasets
 # ---------------------------------------------------------------------------
 def cache_fits(count: int, size: int, budget: int | None = None) -> bool:
@@ -505,19 +387,26 @@ def _files(pairs: Sequence[Pair]):
             [p.image for p in pairs],
             [p.mask for p in pairs],
             np.array([p.native for p in pairs], dtype=bool),
+            np.array([p.teacher for p in pairs], dtype=bool),
         )
     )
 
 
-def decoded_dataset(pairs: Sequence[Pair], size: int, cache: bool = True):
-    """``(uint8 SxSx3, uint8 SxSx1)`` for each pair, in order; unreadable pairs dropped (logged)."""
+def decoded_dataset(pairs: Sequence[Pair], size: int, cache: bool = True, with_teacher: bool = False):
+    """``(uint8 SxSx3, uint8 SxSx1)`` for each pair, in order; unreadable pairs dropped (logged).
+
+    ``with_teacher``: each element also carries the pair's ``teacher`` flag (a bool),
+    kept in step with its pair when unreadable pairs are dropped."""
     import tensorflow as tf
 
     if not pairs:
         raise ValueError("no pairs to load (is the dataset empty, or was every file skipped?)")
-    ds = _files(pairs).map(
-        lambda i, m, n: load_pair(i, m, n, size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
+
+    def load(image, mask, native, teacher):
+        loaded = load_pair(image, mask, native, size)
+        return (*loaded, teacher) if with_teacher else loaded
+
+    ds = _files(pairs).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.ignore_errors(log_warning=True)
     if cache and cache_fits(len(pairs), size):
         ds = ds.cache()
@@ -548,11 +437,11 @@ def train_dataset(
         pairs = pairs[input_context.input_pipeline_id :: count] if len(pairs) >= count else pairs
         seed = seed + input_context.input_pipeline_id
     norm = normalizer(info)
-    ds = decoded_dataset(pairs, image_size, cache)
+    ds = decoded_dataset(pairs, image_size, cache, with_teacher=True)
     ds = ds.shuffle(max(1, len(pairs)), seed=seed, reshuffle_each_iteration=True).repeat()
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
     ds = ds.map(
-        lambda pair, s: augment(pair[0], pair[1], s, settings),
+        lambda pair, s: (*augment(pair[0], pair[1], s, settings), pair[2]),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
@@ -560,9 +449,10 @@ def train_dataset(
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + 1).batch(2)))
 
     def finish(batch_pair, s):
-        images, masks = batch_pair
+        images, masks, teacher = batch_pair
         images = composite(images, masks, s, settings.composite)
-        images = plain_background(images, masks, s + 7, settings.plain_background)
+        allowed = tf.logical_not(teacher) if settings.plain_background_on == "truth" else None
+        images = plain_background(images, masks, s + 7, settings.plain_background, allowed)
         return norm(images), masks
 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -29,6 +29,9 @@ ENCODER_ALIAS = "encoder"
 #: Accepted values of the choice fields.
 OPTIMIZERS = ("adam", "adamw", "sgd", "lamb")
 LOSS_TERMS = ("bce", "iou", "l1")
+#: Which training photos ``plain_background`` may apply to: every one, or only those whose
+#: mask is not a teacher's map alone (``Target`` ``gt`` or ``mix:...`` in a distill set).
+PLAIN_BACKGROUND_ON = ("all", "truth")
 OUTPUT_NORMS = ("keep", "none", "minmax")
 #: Where a run's weights start when no ``init`` file is given: the architecture's
 #: pretrained file (its spec's ``pretrained``), or a fresh random initialisation.
@@ -74,6 +77,7 @@ class Preset:
     jitter: float = 0.2
     composite: float = 0.0
     plain_background: float = 0.0
+    plain_background_on: str = "all"
     # loss and optimisation
     loss: str = "bce"
     side_weights: str = "all"
@@ -139,6 +143,8 @@ def preset_problems(preset: Preset) -> list[str]:
         problems.append(f"composite is a probability, got {preset.composite}")
     if not 0.0 <= preset.plain_background <= 1.0:
         problems.append(f"plain_background is a probability, got {preset.plain_background}")
+    if preset.plain_background_on not in PLAIN_BACKGROUND_ON:
+        problems.append(f"plain_background_on must be one of {PLAIN_BACKGROUND_ON}, got {preset.plain_background_on!r}")
     if not 0.0 <= preset.blend <= 1.0:
         problems.append(f"blend is the trained weights' share, in [0, 1], got {preset.blend}")
     if not 0.0 <= preset.jitter < 1.0:

@@ -203,43 +203,6 @@ def test_mask_follows_the_image_through_crop_and_flip(tmp_path):
         assert np.mean(bright[sure] == (y[sure] > 0.5)) > 0.999
 
 
-def test_composite_pastes_foreground_on_the_next_photo():
-    import tensorflow as tf
-
-    images = np.stack([np.full((8, 8, 3), v, np.float32) for v in (200.0, 50.0)])
-    masks = np.zeros((2, 8, 8, 1), np.float32)
-    masks[:, :, :4] = 1.0
-    out = data.composite(tf.constant(images), tf.constant(masks), tf.constant([1, 2], tf.int64), 1.0).numpy()
-    assert np.all(out[0, :, :4] == 200.0) and np.all(out[0, :, 4:] == 50.0)
-    assert np.all(out[1, :, :4] == 50.0) and np.all(out[1, :, 4:] == 200.0)
-    kept = data.composite(tf.constant(images), tf.constant(masks), tf.constant([1, 2], tf.int64), 0.0)
-    np.testing.assert_array_equal(np.asarray(kept), images)
-
-
-def test_plain_background_replaces_only_the_background_with_one_colour():
-    import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, size=(64, 8, 8, 3)).astype(np.float32)
-    masks = np.zeros((64, 8, 8, 1), np.float32)
-    masks[:, :, :4] = 1.0
-    seed = tf.constant([3, 4], tf.int64)
-    out = data.plain_background(tf.constant(images), tf.constant(masks), seed, 1.0).numpy()
-    np.testing.assert_array_equal(out[:, :, :4], images[:, :, :4])  # the foreground is kept
-    backdrops = out[:, :, 4:].reshape(64, -1, 3)
-    assert np.all(backdrops.max(axis=1) - backdrops.min(axis=1) < 1e-3)  # one flat colour per photo
-    colours = backdrops[:, 0]
-    black_or_white = np.all((colours == 0.0) | (colours == 255.0), axis=1) & (np.ptp(colours, axis=1) == 0)
-    assert 0.25 < black_or_white.mean() < 0.75  # about half the backdrops are black or white
-    again = data.plain_background(tf.constant(images), tf.constant(masks), seed, 1.0).numpy()
-    np.testing.assert_array_equal(out, again)  # seeded
-    some = data.plain_background(tf.constant(images), tf.constant(masks), seed, 0.5).numpy()
-    changed = np.any(some != images, axis=(1, 2, 3))
-    assert 0.2 < changed.mean() < 0.8
-    kept = data.plain_background(tf.constant(images), tf.constant(masks), seed, 0.0)
-    np.testing.assert_array_equal(np.asarray(kept), images)
-
-
 def test_training_batches_repeat_exactly_with_the_seed(mixed_set):
     report = data.scan(mixed_set, split=0.0, progress=False)
     settings = data.Augment(SIZE, (0.5, 1.0), (0.75, 1.33), True, 0.2, 0.5)
