@@ -232,12 +232,12 @@ FINETUNE = Preset(
 
 #: Distillation (issue 23), the recipe of the last student chosen (attempt 6 of the model card): the finetune
 #: recipe on a folder made by ``python -m RMBG distill-set`` (ground truth, teacher maps, and their mix on
-#: labelled photos), 2 epochs, the best checkpoint kept as trained (a blend with the start is a separate step, ``python -m RMBG
-#: blend``). L1 + soft IoU stay the loss: both are defined for soft targets (L1's minimum for a soft target is
-#: the target itself, soft IoU weighs each pixel by its grey level) and L1 is the MAE the model is judged on.
-#: 70 % of the ground-truth photos go on a plain backdrop (``plain_background_on="truth"``): it keeps the gap
-#: between a subject's parts background (the lion check of the model card) without pasting a teacher map's
-#: half-grey edge onto black; the photos the teacher labelled keep their own backgrounds.
+#: labelled photos), 2 epochs, the best checkpoint kept as trained (a blend with the start is a separate step,
+#: ``python -m RMBG blend``). L1 + soft IoU stay the loss: both are defined for soft targets (L1's minimum for
+#: a soft target is the target itself, soft IoU weighs each pixel by its grey level) and L1 is the MAE the
+#: model is judged on. 70 % of the ground-truth photos go on a plain backdrop (``plain_background_on="truth"``):
+#: it keeps the gap between a subject's parts background (the lion check of the model card) without pasting a
+#: teacher map's half-grey edge onto black; the photos the teacher labelled keep their own backgrounds.
 DISTILL = replace(
     FINETUNE,
     name="distill",
