@@ -194,14 +194,14 @@ def expand_freeze(prefixes, arch: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-#: The default model's recipe (also the start of ``quick-finetune``).
+#: The recipe of the default model until issue 23 (the start of ``quick-finetune`` and ``distill``).
 FINETUNE = Preset(
     name="finetune",
     description=(
         "fine-tune imported u2netp weights at 320 on random 288 crops (the inference scale), "
         "BatchNorm frozen, encoder frozen, layer-wise LAMB steps, L1 + soft IoU on the fused map, "
         "MAE on every held-out photo every 50 steps keeping the best, saved blended with the start "
-        "weights (see blend; the default model's recipe)"
+        "weights (see blend)"
     ),
     image_size=320,
     crop_size=288,
@@ -230,27 +230,30 @@ FINETUNE = Preset(
 )
 
 
-#: Distillation (issue 23), the recipe of the last student chosen (attempt 6 of the model card): the finetune
+#: Distillation (issue 23), the recipe of the shipped default (attempt 7 of the model card): the finetune
 #: recipe on a folder made by ``python -m RMBG distill-set`` (ground truth, teacher maps, and their mix on
-#: labelled photos), 2 epochs, the best checkpoint kept as trained (a blend with the start is a separate step,
-#: ``python -m RMBG blend``). L1 + soft IoU stay the loss: both are defined for soft targets (L1's minimum for
-#: a soft target is the target itself, soft IoU weighs each pixel by its grey level) and L1 is the MAE the
-#: model is judged on. 70 % of the ground-truth photos go on a plain backdrop (``plain_background_on="truth"``):
-#: it keeps the gap between a subject's parts background (the lion check of the model card) without pasting a
-#: teacher map's half-grey edge onto black; the photos the teacher labelled keep their own backgrounds.
+#: labelled photos), 2 epochs, the best checkpoint blended 0.6 / 0.4 with the start weights as in ``finetune``
+#: (``tuned.keras`` keeps it unblended). On U-2-Net(-P) the last two encoder stages train too (the
+#: architecture's override of ``freeze``, :data:`RMBG.archs.u2net.U2NET_PRESET_OVERRIDES`). L1 + soft IoU stay
+#: the loss: both are defined for soft targets (L1's minimum for a soft target is the target itself, soft IoU
+#: weighs each pixel by its grey level) and L1 is the MAE the model is judged on. 70 % of the ground-truth
+#: photos go on a plain backdrop (``plain_background_on="truth"``): it keeps the gap between a subject's parts
+#: background (the lion check of the model card) without pasting a teacher map's half-grey edge onto black;
+#: the photos the teacher labelled keep their own backgrounds.
 DISTILL = replace(
     FINETUNE,
     name="distill",
     description=(
-        "distil a teacher into u2netp: the finetune recipe (pretrained u2netp at 320, 288 crops, encoder and "
-        "BatchNorm frozen, LAMB, L1 + soft IoU, which suit soft targets) on a distill-set folder (ground truth, "
-        "teacher maps, their mix on labelled photos; validation on ground truth only), 70% of the ground-truth "
-        "photos on plain backdrops, 2 epochs, best checkpoint kept as it is (no blend)"
+        "distil a teacher into u2netp: the finetune recipe (pretrained u2netp at 320, 288 crops, BatchNorm and "
+        "encoder frozen but for its last two stages, LAMB, L1 + soft IoU, which suit soft targets) on a "
+        "distill-set folder (ground truth, teacher maps, their mix on labelled photos; validation on ground "
+        "truth only), 70% of the ground-truth photos on plain backdrops, 2 epochs, saved blended with the start "
+        "weights (see blend; the default model's recipe)"
     ),
     epochs=2,
     plain_background=0.7,
     plain_background_on="truth",
-    blend=1.0,
+    blend=0.6,
 )
 
 

@@ -118,7 +118,7 @@ def test_training_batches_keep_teacher_photos_off_plain_backdrops_when_asked(tmp
 
 
 def test_the_preset_field_is_checked():
-    # the distill preset (attempt 6 of the model card) puts ground-truth photos alone on plain backdrops
+    # the distill preset (attempts 6 and 7 of the model card) puts ground-truth photos alone on plain backdrops
     distill = get_preset("distill", "u2netp")
     assert (distill.plain_background, distill.plain_background_on) == (0.7, "truth")
     assert get_preset("distill", "u2netp", plain_background_on="all").plain_background_on == "all"

@@ -335,10 +335,12 @@ def test_preset_table_lists_every_preset_for_the_arch():
     table = viz.preset_table("u2netp")
     assert list(table.index) == list(PRESETS) == ["sample", "finetune", "quick-finetune", "distill", "full"]
     assert table.loc["full", "image_size"] == 320 and viz.preset_table("seed").loc["full", "image_size"] == 512
-    # the finetune recipe saves its weights blended with the start; the others save them as trained
+    # finetune and distill save their weights blended with the start; the others save them as trained
     assert 0 < table.loc["finetune", "blend"] < 1 and table.loc["sample", "blend"] == 1.0
-    # distillation is the finetune recipe on another folder, kept as trained
-    assert table.loc["distill", "loss"] == table.loc["finetune", "loss"] and table.loc["distill", "blend"] == 1.0
+    # distillation is the finetune recipe on another folder, with u2netp's last two encoder stages trained too
+    assert table.loc["distill", "loss"] == table.loc["finetune", "loss"] and 0 < table.loc["distill", "blend"] < 1
+    assert table.loc["distill", "freeze"] == ("stage1_", "stage2_", "stage3_", "stage4_")
+    assert table.loc["finetune", "freeze"] == ("encoder",)
 
 
 # ---------------------------------------------------------------------------

@@ -234,6 +234,8 @@ ENCODER_PREFIXES = tuple(f"stage{i}_" for i in range(1, U2NET_ENCODER_DEPTH + 1)
 U2NET_PRESET_OVERRIDES = {
     "full": dict(image_size=320, crop_size=288, crop_scale=(0.81, 0.81), crop_ratio=(1.0, 1.0), batch=12, lr=1e-3),
     "sample": dict(lr=1e-3),
+    # distillation trains the last two encoder stages too (attempts 3, 4 and 7 of the model card)
+    "distill": dict(freeze=ENCODER_PREFIXES[:-2]),
 }
 
 
