@@ -164,9 +164,9 @@ def test_default_runtime_keeps_the_quality_bound_against_fp32_keras(shared_data,
     """Issue 16's bound on 21 photos (7 spread over each set from its first). A sample this small is
     noisy for max-F: the spread starting at each set's second photo has cats 0.006 lower (MAE within
     the bound). The decision rests on all 885 photos (``scripts/runtime_quality.py``, the distilled
-    default: worst cats MAE +0.0008, max-F -0.0016); this test catches a runtime that is plainly off. The bound holds for
-    MAE in every category and for max-F over the 21 photos; a category's max-F over its 7 photos may
-    drop by up to :data:`PLAINLY_OFF_MAXF_DROP`."""
+    default: worst cats MAE +0.0008, max-F -0.0016); this test catches a runtime that is plainly off.
+    The bound holds for MAE in every category and for max-F over the 21 photos; a category's max-F
+    over its 7 photos may drop by up to :data:`PLAINLY_OFF_MAXF_DROP`."""
     pairs = []
     for name in ("people", "ecssd", "cats"):
         for photo in _spread(shared_data / name / "images", 7):
