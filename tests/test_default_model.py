@@ -57,10 +57,10 @@ def test_the_file_records_its_architecture_and_preprocessing():
     np.testing.assert_allclose(info.std, (0.229, 0.224, 0.225))
     assert info.input_scale == "max"
     assert info.output_index == 0 and info.output_norm == "minmax"
-    # distilled from the imported weights (issue 23), not the imported file itself, and blended back
-    # with them as the distill preset says
-    assert info.config["preset"] == "distill" and info.config["init"] == "u2netp-imported.keras"
-    assert info.config["blend"] == {"start": "u2netp-imported.keras", "share": get_preset("distill", "u2netp").blend}
+    # fine-tuned from the imported weights, not the imported file itself, and blended back with them as
+    # the finetune preset says (the distilled student was put back, issue 38)
+    assert info.config["preset"] == "finetune" and info.config["init"] == "u2netp-imported.keras"
+    assert info.config["blend"] == {"start": "u2netp-imported.keras", "share": get_preset("finetune", "u2netp").blend}
     assert DEFAULT_MODEL_PATH.stat().st_size < 10 * 1024 * 1024
 
 
@@ -103,7 +103,7 @@ def test_held_out_error_is_low_and_below_the_peer(held_out_errors):
     ours = np.concatenate([held_out_errors["ours"][c] for c in ("cat", "object", "person")])
     peer = np.concatenate([held_out_errors["peer"][c] for c in ("cat", "object", "person")])
     assert ours.mean() < MAX_MAE
-    # The student must beat the weights it started from (a swapped-in peer would tie).
+    # The fine-tune must beat the weights it started from (a swapped-in peer would tie).
     assert ours.mean() < 0.95 * peer.mean(), f"ours {ours.mean():.4f}, peer {peer.mean():.4f}"
 
 
