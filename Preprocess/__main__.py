@@ -98,7 +98,13 @@ def run_prepare(args) -> int:
 
 
 def run_check(args) -> int:
-    from Preprocess.check import check_dataset, default_report_path, fix_dataset, format_table, write_report
+    from Preprocess.check import (
+        check_dataset,
+        default_report_path,
+        fix_dataset,
+        format_table,
+        write_report,
+    )
 
     if args.fix and args.out is None:
         print("check: --fix needs --out NEW_DIR (the checked folder is never changed)", file=sys.stderr)

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from Preprocess.masks import is_label_mask, mask_to_uint8, resize_mask
 from Preprocess.util import INDEX_COLUMNS, pair_by_stem
-from RMBG.imageio import (
+from RMBG.images.io import (
     ImageReadError,
     aspect_difference,
     category_of,
@@ -277,7 +277,7 @@ def check_index(root: Path, pairs: list[tuple[Path, Path]]) -> list[Finding]:
     """
     import csv
 
-    from RMBG.data import INDEX_NAME, read_index
+    from RMBG.images.dataset import INDEX_NAME, read_index
 
     if not (root / INDEX_NAME).is_file():
         return []
@@ -459,7 +459,7 @@ def fix_dataset(report: CheckReport, out: str | os.PathLike) -> FixResult:
         result.copied += 1
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     if (root / "index.csv").is_file():
-        from RMBG.data import read_index
+        from RMBG.images.dataset import read_index
 
         columns, old_rows = read_index(root)
         old = pd.DataFrame(old_rows, columns=columns).fillna("")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 from Preprocess.util import check_category, pair_by_stem
-from RMBG.imageio import list_images
+from RMBG.images.io import list_images
 
 #: Category of files whose name does not say one.
 DEFAULT_CATEGORY = "object"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageOps
 
-from RMBG.imageio import mask_from_pil
+from RMBG.images.io import mask_from_pil
 
 #: PIL modes that hold one channel of integers (where 0/1 label masks can hide).
 _INTEGER_GREY_MODES = {"L", "I", "I;16", "I;16B", "I;16L", "I;16N"}
@@ -30,7 +30,7 @@ def mask_to_uint8(img: Image.Image) -> np.ndarray:
 
     0/1 label masks become 0/255; 16-bit masks are scaled by their depth; RGB
     uses its luminance and RGBA its alpha when the alpha is not uniform (see
-    :func:`RMBG.imageio.mask_from_pil`). Soft masks keep their grey levels.
+    :func:`RMBG.images.io.mask_from_pil`). Soft masks keep their grey levels.
     EXIF orientation is applied.
     """
     if is_label_mask(img):

@@ -29,7 +29,7 @@ Rules:
 - ``index.csv`` paths are relative to ``DIR`` (``images/person_1.jpg``).
   With ``val_fraction`` it gets a ``split`` column (``train``/``val``,
   stratified by category, seed :data:`RMBG.constants.SEED`, see
-  :func:`Preprocess.split.assign_split`). Rows that already have a split
+  :func:`RMBG.images.dataset.assign_split`). Rows that already have a split
   keep it, so the validation set stays fixed; rows without one (the new
   rows, or every row the first time a split is asked for) are split among
   themselves. If the index has a split column and no ``val_fraction`` is
@@ -51,10 +51,17 @@ from tqdm.auto import tqdm
 
 from Preprocess.datasets import Sample, iter_samples
 from Preprocess.masks import fit_longest_side, mask_to_uint8, resize_mask
-from Preprocess.split import TRAIN, assign_split
 from Preprocess.util import INDEX_COLUMNS
 from RMBG.constants import INDEX_SPLITS, SEED
-from RMBG.imageio import ImageReadError, aspect_difference, open_image, pil_to_rgb, same_aspect, write_atomic
+from RMBG.images.dataset import TRAIN, assign_split
+from RMBG.images.io import (
+    ImageReadError,
+    aspect_difference,
+    open_image,
+    pil_to_rgb,
+    same_aspect,
+    write_atomic,
+)
 
 #: Columns of ``index.csv`` in a prepared folder (``split`` follows when present).
 PREPARED_COLUMNS = INDEX_COLUMNS + ["Source Kind", "Source Image", "Source Mask"]
@@ -154,8 +161,8 @@ def write_pair(sample: Sample, image_out: Path, mask_out: Path, size: int | None
 
 def read_index(out: Path) -> pd.DataFrame:
     """The existing ``index.csv`` of a prepared folder as a table of strings (empty with the
-    columns when absent), read by the project's one index reader, :func:`RMBG.data.read_index`."""
-    from RMBG.data import read_index as read_index_rows
+    columns when absent), read by the project's one index reader, :func:`RMBG.images.dataset.read_index`."""
+    from RMBG.images.dataset import read_index as read_index_rows
 
     if not (Path(out) / INDEX_NAME).is_file():
         return pd.DataFrame(columns=PREPARED_COLUMNS)
@@ -321,7 +328,7 @@ def write_split_lists(dataset_dir, prefix, relative_to, header: str = "") -> dic
     import os
     from pathlib import Path
 
-    from RMBG.data import read_index as read_index_rows
+    from RMBG.images.dataset import read_index as read_index_rows
 
     _columns, rows = read_index_rows(dataset_dir)
     base = Path(relative_to).resolve()

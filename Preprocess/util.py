@@ -25,9 +25,9 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from Preprocess.masks import fit_longest_side, mask_to_uint8, resize_mask
-from Preprocess.split import assign_split
 from RMBG.constants import SEED
-from RMBG.imageio import (
+from RMBG.images.dataset import assign_split
+from RMBG.images.io import (
     ImageReadError,
     category_of,
     image_size,
@@ -282,7 +282,7 @@ def create_csv(
     before ``_``; mask matched by stem, empty when there is none) plus the
     image's ``width`` and ``height`` (read from the header, EXIF-upright).
     With ``val_fraction`` a ``split`` column (``train``/``val``, stratified by
-    category, see :func:`Preprocess.split.assign_split`) is added. Unreadable
+    category, see :func:`RMBG.images.dataset.assign_split`) is added. Unreadable
     images and images without a mask are reported with a warning naming them.
 
     With ``out`` the table is also written there as CSV (atomically; an
@@ -335,7 +335,7 @@ def category_counts(source: str | os.PathLike | pd.DataFrame) -> pd.Series:
     else:
         path = Path(source)
         if path.is_file() and path.suffix.lower() == ".csv":
-            from RMBG.data import read_index
+            from RMBG.images.dataset import read_index
 
             columns, rows = read_index(path)
             return category_counts(pd.DataFrame(rows, columns=columns))

@@ -1,6 +1,6 @@
 """Constants shared by every stage: folders, normalisation, file types.
 
-Presets (training recipes) live in :mod:`RMBG.presets`; this module holds the
+Presets (training recipes) live in :mod:`RMBG.training.presets`; this module holds the
 facts that do not change between runs.
 """
 
@@ -10,6 +10,9 @@ import os
 from pathlib import Path
 
 #: Project root (the folder holding ``RMBG/``, ``Preprocess/`` and ``Data/``).
+#: The project's version (``RMBG.__version__``, and the ``version`` a model file records).
+VERSION = "0.1.0"
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "Data"
 RAW_DIR = DATA_DIR / "raw"
@@ -42,7 +45,7 @@ MAX_IMAGE_PIXELS = 16_000 * 16_000
 #: this (relative); a mask beyond it probably belongs to another photo.
 ASPECT_TOLERANCE = 0.01
 
-#: Foreground colour estimation (:mod:`RMBG.foreground`, blur fusion): the wide
+#: Foreground colour estimation (:mod:`RMBG.removal.foreground`, blur fusion): the wide
 #: and narrow box widths as fractions of the photo's longer side (never below
 #: the minimums), the longest side at which the wide pass runs, and the tile
 #: size of the narrow pass (only tiles holding soft pixels are computed).
@@ -53,7 +56,7 @@ FOREGROUND_MIN_NARROW = 3
 FOREGROUND_WORK_SIDE = 1024
 FOREGROUND_TILE = 128
 
-#: Mask clean-up (:mod:`RMBG.mask_cleanup`, ``remove --post-process``): islands
+#: Mask clean-up (:mod:`RMBG.removal.cleanup`, ``remove --post-process``): islands
 #: (regions where alpha exceeds the present level) and holes (regions under 0.5
 #: away from the border) smaller than these fractions of the picture's area go.
 CLEANUP_ISLAND_FRACTION = 0.002
@@ -70,7 +73,7 @@ WATCH_POLL_S = 0.25
 WATCH_STABLE_CHECKS = 2
 WATCH_COMPLETE_TIMEOUT_S = 120.0
 
-#: ``remove`` over many files (:mod:`RMBG.folder_pipeline`): photos waiting
+#: ``remove`` over many files (:mod:`RMBG.apps.batch.pipeline`): photos waiting
 #: between the read, model and write stages (each queue), which bounds memory.
 PIPELINE_DEPTH = 2
 

@@ -1,6 +1,6 @@
-"""Foreground colour estimation (RMBG.foreground): fringe quality on shared photos, time on a 4000x3000 photo.
+"""Foreground colour estimation (RMBG.removal.foreground): fringe quality on shared photos, time on a 4000x3000 photo.
 
-Quality, in the scene of RMBG.fringe (ECSSD photos with their ground-truth
+Quality, in the scene of RMBG.evaluation.fringe (ECSSD photos with their ground-truth
 masks softened by a Gaussian blur, composited onto vivid green, cut out with
 that known soft alpha and composed onto white): the green spill and the
 colour error in the edge band of the naive composite (the photo's own colours
@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from RMBG import fringe as FR  # noqa: E402
-from RMBG.compose import compose  # noqa: E402
 from RMBG.constants import shared_data_dir  # noqa: E402
-from RMBG.foreground import estimate_foreground  # noqa: E402
-from RMBG.imageio import read_image, read_mask  # noqa: E402
+from RMBG.evaluation import fringe as FR
+from RMBG.images.io import read_image, read_mask
+from RMBG.removal.compose import compose
+from RMBG.removal.foreground import estimate_foreground
 
 #: The size of the large photo, and the model's input size its mask goes through.
 LARGE = (4000, 3000)

@@ -41,7 +41,7 @@ def timed(call, repeats: int) -> tuple[float, float]:
 
 
 def bench_keras(arch: str, size: int, batches, repeats: int) -> list[dict]:
-    from RMBG.model import build_model, count_params
+    from RMBG.models.build import build_model, count_params
 
     model = build_model(arch, input_size=size)
     params = count_params(model)
@@ -55,7 +55,7 @@ def bench_keras(arch: str, size: int, batches, repeats: int) -> list[dict]:
 
 
 def bench_peer(path: Path, batches, repeats: int) -> list[dict]:
-    from RMBG.runtime import OnnxPeerSegmenter
+    from RMBG.runtime.engines import OnnxPeerSegmenter
 
     peer = OnnxPeerSegmenter(path)
     size = peer.input_size

@@ -1,8 +1,8 @@
 """Images per second of the training input pipeline alone (no model), against a plain loop.
 
 Baseline, in the same process: a serial Python loop doing the same work per
-image (RMBG.imageio read, PIL Lanczos resize, ModelInfo.normalize). Then the
-tf.data pipeline of RMBG.data:
+image (RMBG.images.io read, PIL Lanczos resize, ModelInfo.normalize). Then the
+tf.data pipeline of RMBG.training.tf_data:
 
 - eval, first pass: decode + resize + normalise, parallel map;
 - train, first pass: the same + random resized crop, flip, colour jitter (and
@@ -31,10 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from RMBG import data  # noqa: E402
 from RMBG.constants import shared_data_dir  # noqa: E402
-from RMBG.imageio import read_image, read_mask  # noqa: E402
-from RMBG.modelinfo import ModelInfo  # noqa: E402
+from RMBG.images import dataset
+from RMBG.images.io import read_image, read_mask
+from RMBG.models.info import ModelInfo
+from RMBG.training import augment, tf_data
 
 TARGET = 100.0
 
@@ -70,13 +71,13 @@ def main(argv=None) -> int:
     if not args.data:
         parser.error("--data is required when ../shared/data is absent")
 
-    report = data.scan(args.data, split=0.0, progress=False)
+    report = dataset.scan(args.data, split=0.0, progress=False)
     pairs = report.pairs[: args.images]
     count = len(pairs) - len(pairs) % args.batch
     pairs = pairs[:count]
     batches = count // args.batch
     info = ModelInfo("u2netp", args.size, input_scale="max")
-    settings = data.Augment(args.crop, (0.81, 1.0), (0.9, 1.1), True, 0.2, args.composite)
+    settings = augment.Augment(args.crop, (0.81, 1.0), (0.9, 1.1), True, 0.2, args.composite)
     print(f"{count} pairs from {args.data}, size {args.size}, crop {args.crop}, batch {args.batch}, "
           f"{os.cpu_count()} CPUs")
 
@@ -87,12 +88,12 @@ def main(argv=None) -> int:
         mark = "  (target >= 100)" if "cached" in label else ""
         print(f"{label:38s} {value:8.1f} images/s  {value / base:5.2f}x{mark}")
 
-    evaluation = data.eval_dataset(pairs, info, args.size, args.batch, cache=False)
+    evaluation = tf_data.eval_dataset(pairs, info, args.size, args.batch, cache=False)
     iterator = iter(evaluation.repeat())
     next(iterator)  # build the graph and start the threads outside the timing
     show("eval: decode+resize+normalise", rate(iterator, batches - 1, args.batch))
 
-    training = data.train_dataset(pairs, info, args.size, args.batch, settings)
+    training = tf_data.train_dataset(pairs, info, args.size, args.batch, settings)
     iterator = iter(training)
     next(iterator)
     show("train, first pass (decode+augment)", rate(iterator, batches - 1, args.batch))

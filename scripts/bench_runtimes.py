@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from RMBG.constants import DATA_DIR, peer_model_path, shared_data_dir  # noqa: E402
-from RMBG.imageio import list_images, read_image  # noqa: E402
-from RMBG import runtime as RT  # noqa: E402
+from RMBG.images.io import list_images, read_image
+from RMBG.runtime import engines as RT
 
 
 class KerasPredictSegmenter(RT.KerasSegmenter):
@@ -44,7 +44,7 @@ class KerasPredictSegmenter(RT.KerasSegmenter):
 
 def ensure_exports(model, model_path: Path) -> dict[str, Path]:
     """TFLite fp32/fp16/int8 and ONNX exports of the model, cached by its digest."""
-    from RMBG.export import export_loaded
+    from RMBG.models.export import export_loaded
 
     folder = DATA_DIR / "cache" / "bench" / RT.file_digest(model_path)
     wanted = {

@@ -27,8 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from RMBG.apps.server.client import (
+    free_port,
+    post_photo,
+    start_server,
+    stop_server,
+    wait_healthy,
+)
 from RMBG.constants import PROJECT_ROOT, shared_data_dir  # noqa: E402
-from RMBG.server_client import free_port, post_photo, start_server, stop_server, wait_healthy  # noqa: E402
 
 CONCURRENCY = (1, 4, 16)
 

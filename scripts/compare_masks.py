@@ -7,7 +7,7 @@ on the original project's demo inputs (``../shared/data/seed_test/images``),
 written to ``Data/output/seed-gallery-default.png``. Prints, per photo, the
 mean and largest difference between the two full-size masks and, for a photo
 already cut out on a flat backdrop (the lion, ``1.png``), how much of that
-backdrop each mask calls foreground (:mod:`RMBG.backdrop`).
+backdrop each mask calls foreground (:mod:`RMBG.evaluation.backdrop`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from RMBG.backdrop import Leak, backdrop_leak, flat_backdrop  # noqa: E402
 from RMBG.constants import DATA_DIR, peer_model_path, shared_data_dir  # noqa: E402
-from RMBG.imageio import list_images, read_image, write_atomic  # noqa: E402
-from RMBG.runtime import default_model_path, load_segmenter  # noqa: E402
+from RMBG.evaluation.backdrop import Leak, backdrop_leak, flat_backdrop
+from RMBG.images.io import list_images, read_image, write_atomic
+from RMBG.runtime.engines import default_model_path, load_segmenter
 from RMBG.viz import ORIGINAL_SET  # noqa: E402
 
 

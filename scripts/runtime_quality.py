@@ -3,7 +3,7 @@
     python scripts/runtime_quality.py [--model PATH] [--per-set N] [--data ../shared/data]
                                       [--candidate LABEL=SPEC ...] [--json OUT]
 
-A candidate SPEC is a runtime name of :data:`RMBG.runtime.KERAS_RUNTIMES`
+A candidate SPEC is a runtime name of :data:`RMBG.runtime.engines.KERAS_RUNTIMES`
 (``tflite``, ``tflite-int8``; served from the runtime cache as ``remove``
 serves them) or a model file (``.tflite`` / ``.onnx`` export). By default the
 candidates are every cached runtime of the model besides ``keras``.
@@ -12,7 +12,7 @@ Every photo of the shared labelled sets (``people``, ``ecssd``, ``cats``; the
 first ``--per-set`` of each, spread over the set, when given) goes through the
 reference (the ``.keras`` model run by Keras) and every candidate; each mask is
 brought to the photo's size the way ``remove`` does, rounded to 8 bits, and
-scored against the ground truth (:mod:`RMBG.metrics`, pysodmetrics, at the
+scored against the ground truth (:mod:`RMBG.evaluation.metrics`, pysodmetrics, at the
 mask's size). Printed per category (person, object, cat) and overall: MAE and
 max-F of each runtime, their differences from the reference (the bound of
 issue 16: |MAE diff| <= 0.001 and max-F no more than 0.002 lower), and the mean
@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from RMBG.constants import shared_data_dir  # noqa: E402
-from RMBG.imageio import list_images, read_image, read_mask  # noqa: E402
-from RMBG.metrics import score_image, summarize_by  # noqa: E402
-from RMBG import runtime as RT  # noqa: E402
+from RMBG.evaluation.metrics import score_image, summarize_by
+from RMBG.images.io import list_images, read_image, read_mask
+from RMBG.runtime import engines as RT
 
 SETS = ("people", "ecssd", "cats")
 #: Issue 16's bound on a served runtime against the fp32 Keras model.

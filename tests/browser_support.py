@@ -92,7 +92,7 @@ class JupyterLab:
     """
 
     def __init__(self, root: Path, home: Path, env: dict[str, str], start_timeout_s: float = 120.0):
-        from RMBG.server_client import free_port
+        from RMBG.apps.server.client import free_port
 
         self.root, self.home = root, home
         self.port = free_port()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from pathlib import Path
 
@@ -35,8 +36,8 @@ def peer_onnx() -> Path:
 
 @pytest.fixture(scope="session")
 def model_path() -> Path:
-    """The shipped default model (``RMBG.runtime.default_model_path``), or a skip with the reason."""
-    from RMBG.runtime import default_model_path
+    """The shipped default model (``RMBG.runtime.engines.default_model_path``), or a skip with the reason."""
+    from RMBG.runtime.engines import default_model_path
 
     try:
         return default_model_path()
@@ -47,9 +48,59 @@ def model_path() -> Path:
 @pytest.fixture(scope="session")
 def teacher_u2net() -> Path:
     """rembg's U-2-Net in ``~/.u2net`` (``$U2NET_HOME``; ``python -m RMBG fetch-teacher``), or a skip with the reason."""
-    from RMBG.label import default_teacher
+    from RMBG.models.fetch import default_teacher
 
     path = default_teacher()
     if path is None:
         pytest.skip("rembg's u2net.onnx is not in ~/.u2net ($U2NET_HOME): run `python -m RMBG fetch-teacher`")
     return path
+
+
+# ---------------------------------------------------------------------------
+# CI cannot pass hollow: ../shared must be there, and only listed tests may skip
+# ---------------------------------------------------------------------------
+#: Tests CI may skip (``fnmatch`` patterns of node ids) and why each may; every other skip fails a CI run.
+CI_ALLOWED_SKIPS = {
+}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def unexpected_skips(skips: list[tuple[str, str]], allowed=None) -> list[str]:
+    """The skipped ``(node id, reason)`` pairs that no pattern of ``allowed`` names, as lines."""
+    allowed = CI_ALLOWED_SKIPS if allowed is None else allowed
+    return [f"{node}: {reason}" for node, reason in skips
+            if not any(fnmatch.fnmatch(node, pattern) for pattern in allowed)]
+
+
+def pytest_sessionstart(session):
+    if in_ci() and shared_data_dir() is None:
+        pytest.exit("CI=true but ../shared/data is missing: most tests would skip (set RMBG_DATA or lay "
+                    "../shared beside the project)", returncode=1)
+
+
+_SKIPS: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _SKIPS.append((report.nodeid, reason.removeprefix("Skipped: ")))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if in_ci() and exitstatus == 0 and unexpected_skips(_SKIPS):
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not in_ci():
+        return
+    lines = unexpected_skips(_SKIPS)
+    if lines:
+        terminalreporter.section("CI: tests skipped that tests/conftest.py CI_ALLOWED_SKIPS does not allow")
+        for line in lines:
+            terminalreporter.line(line)
+        terminalreporter.line(f"CI fails: {len(lines)} unexpected skip(s)")

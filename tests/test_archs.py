@@ -1,4 +1,4 @@
-"""RMBG.archs: adding an architecture is one spec in one place (the registry does the rest).
+"""RMBG.models.archs: adding an architecture is one spec in one place (the registry does the rest).
 
 The toy architecture below is registered here and nowhere else; training it
 two steps, saving, loading and cutting out a photo with it goes through the
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from shared_sets import link_pairs
+from shared_sets import pairs as shared_pairs
 
-from shared_sets import link_pairs, pairs as shared_pairs
-from RMBG.archs import REGISTRY, ArchSpec, canonical_name, get_spec, register, unregister
+from RMBG.models.archs import REGISTRY, canonical_name, get_spec, register, unregister
+from RMBG.models.archs.spec import ArchSpec
 
 TOY = "toy_tiny_unet"
 
@@ -61,11 +63,12 @@ def test_the_registry_refuses_a_name_twice_and_unknown_names_list_the_valid_ones
 
 
 def test_a_registered_toy_architecture_trains_saves_and_removes_backgrounds(toy_arch, tmp_path, shared_data):
-    from RMBG.imageio import read_image
-    from RMBG.model import load_model
-    from RMBG.presets import get_preset
-    from RMBG.removal import Remover
-    from RMBG.train import build_parser, config_from_args, fit
+    from RMBG.commands.train import build_parser, config_from_args
+    from RMBG.images.io import read_image
+    from RMBG.models.build import load_model
+    from RMBG.removal.pipeline import Remover
+    from RMBG.training.fit import fit
+    from RMBG.training.presets import get_preset
 
     # presets read the spec's overrides, and "encoder" means its encoder layers
     preset = get_preset("sample", TOY)
@@ -94,8 +97,8 @@ def test_a_registered_toy_architecture_trains_saves_and_removes_backgrounds(toy_
 
 
 def test_freeze_encoder_uses_the_spec_prefixes(toy_arch):
-    from RMBG.model import build_model
-    from RMBG.training_view import freeze_layers
+    from RMBG.models.build import build_model
+    from RMBG.training.view import freeze_layers
 
     model = build_model(TOY, 32)
     frozen = freeze_layers(model, ("encoder",), TOY)

@@ -1,4 +1,4 @@
-"""RMBG.augment: what each augmentation does to a batch, and the teacher flag that limits plain backdrops."""
+"""RMBG.training.augment: what each augmentation does to a batch, and the teacher flag that limits plain backdrops."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import csv
 
 import numpy as np
 import pytest
+from shared_sets import link_pairs
+from shared_sets import pairs as shared_pairs
 
-from shared_sets import link_pairs, pairs as shared_pairs
-from RMBG import augment, data
-from RMBG.modelinfo import ModelInfo
-from RMBG.presets import get_preset
+from RMBG.images import dataset
+from RMBG.models.info import ModelInfo
+from RMBG.training import augment, tf_data
+from RMBG.training.presets import get_preset
 
 PLAIN_255 = ModelInfo("seed", 64, mean=None, std=None, input_scale="255")  # fed as 0-1 pixels
 SIZE = 64
@@ -84,11 +86,11 @@ def test_the_index_target_column_marks_teacher_maps(tmp_path, shared_data):
         writer.writerow(["Image Name", "Category", "Image Path", "Mask Path", "split", "Target"])
         for (image, mask), target in zip(chosen, targets):
             writer.writerow([image.name, "person", f"images/{image.name}", f"masks/{mask.name}", "train", target])
-    pairs, _ = data.list_pairs(root)
+    pairs, _ = dataset.list_pairs(root)
     assert [p.teacher for p in pairs] == [False, False, True]
     # a folder without a Target column has no teacher maps
     (root / "index.csv").unlink()
-    assert not any(p.teacher for p in data.list_pairs(root)[0])
+    assert not any(p.teacher for p in dataset.list_pairs(root)[0])
 
 
 @pytest.mark.parametrize("on", ["truth", "all"])
@@ -97,13 +99,13 @@ def test_training_batches_keep_teacher_photos_off_plain_backdrops_when_asked(tmp
     whose mask is a teacher's map comes out as decoded, the ground-truth photo on a flat backdrop."""
     chosen = shared_pairs(shared_data / "people", 2)
     root = link_pairs(chosen, tmp_path / "distill")
-    pairs = [data.Pair(str(root / "images" / i.name), str(root / "masks" / m.name), "person") for i, m in chosen]
-    pairs[1] = data.Pair(pairs[1].image, pairs[1].mask, "person", teacher=True)
+    pairs = [dataset.Pair(str(root / "images" / i.name), str(root / "masks" / m.name), "person") for i, m in chosen]
+    pairs[1] = dataset.Pair(pairs[1].image, pairs[1].mask, "person", teacher=True)
     settings = augment.Augment(SIZE, (1.0, 1.0), (1.0, 1.0), False, 0.0, plain_background=1.0, plain_background_on=on)
-    x, y = next(iter(data.train_dataset(pairs, PLAIN_255, SIZE, 2, settings)))
+    x, y = next(iter(tf_data.train_dataset(pairs, PLAIN_255, SIZE, 2, settings)))
     x, y = x.numpy() * 255.0, y.numpy()
     changed = []
-    for image, mask in data.decoded_dataset(pairs, SIZE, cache=False).as_numpy_iterator():
+    for image, mask in tf_data.decoded_dataset(pairs, SIZE, cache=False).as_numpy_iterator():
         # the batch is shuffled: find this photo's row by its mask, which no augmentation here changes
         row = int(np.argmin([np.abs(y[k] - mask / 255.0).sum() for k in range(2)]))
         np.testing.assert_allclose(y[row], mask / 255.0, atol=1e-6)

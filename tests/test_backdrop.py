@@ -1,12 +1,12 @@
-"""RMBG.backdrop: a flat backdrop found as ground truth, and what a mask leaks onto it."""
+"""RMBG.evaluation.backdrop: a flat backdrop found as ground truth, and what a mask leaks onto it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from RMBG.backdrop import backdrop_leak, flat_backdrop
-from RMBG.imageio import read_image
+from RMBG.evaluation.backdrop import backdrop_leak, flat_backdrop
+from RMBG.images.io import read_image
 
 
 def ring_on_black(size: int = 40) -> np.ndarray:

@@ -18,10 +18,12 @@ from PIL import Image
 
 pytest.importorskip("apache_beam", reason="apache-beam is not installed (pip install -e .[beam])")
 
-from RMBG import beam as rmbg_beam  # noqa: E402
-from RMBG.beam_handler import Photo, RemovalModelHandler, RemoverSpec  # noqa: E402
-from RMBG.predict import main as remove_main  # noqa: E402
 from shared_sets import BAD_FILES  # noqa: E402
+
+from RMBG.apps.beam import pipeline  # noqa: E402
+from RMBG.apps.beam.handler import Photo, RemovalModelHandler, RemoverSpec  # noqa: E402
+from RMBG.commands import beam as beam_command  # noqa: E402
+from RMBG.commands.remove import main as remove_main  # noqa: E402
 
 #: Shared photos per set (ecssd objects, people portraits): 20 in all.
 PER_SET = 10
@@ -57,14 +59,14 @@ def inputs(tmp_path_factory, shared_data) -> tuple[Path, dict[str, str]]:
 
 
 def rows(folder: Path) -> list[dict]:
-    lines = (folder / rmbg_beam.MANIFEST_NAME).read_text().splitlines()
+    lines = (folder / pipeline.MANIFEST_NAME).read_text().splitlines()
     return sorted((json.loads(line) for line in lines), key=lambda row: row["input"])
 
 
 def pictures(folder: Path) -> dict[str, Path]:
     """Every file under ``folder`` but the manifest, hidden ones included, by relative path."""
     return {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != rmbg_beam.MANIFEST_NAME}
+            if p.is_file() and p.name != pipeline.MANIFEST_NAME}
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -74,7 +76,7 @@ def pixels(path: Path) -> np.ndarray:
 
 
 def beam(folder: Path, out: Path, model: Path, *extra: str) -> tuple[int, dict[str, int]]:
-    return rmbg_beam.run(["--input", str(folder), "--output", str(out), "--model", str(model), *extra])
+    return beam_command.run(["--input", str(folder), "--output", str(out), "--model", str(model), *extra])
 
 
 @pytest.fixture(scope="module")
@@ -185,17 +187,17 @@ def test_a_photo_the_model_fails_on_fails_alone(model):
 
 
 def test_output_names_follow_remove():
-    assert rmbg_beam.pattern_base("gs://bucket/photos/**/*.jpg") == "gs://bucket/photos"
-    assert rmbg_beam.pattern_base("/data/a/b.png") == "/data/a"
-    assert rmbg_beam.target_of("/in/x/y.jpg", "/in", "/out", "rgba") == "/out/x/y.png"
-    assert rmbg_beam.target_of("/in/x/y.jpg", "/in", "/out", "color") == "/out/x/y.jpg"
-    assert rmbg_beam.target_of("/in/x/y.gif", "/in", "/out", "color") == "/out/x/y.png"
-    assert rmbg_beam.expand_pattern("gs://b/in/") == "gs://b/in/**"
+    assert pipeline.pattern_base("gs://bucket/photos/**/*.jpg") == "gs://bucket/photos"
+    assert pipeline.pattern_base("/data/a/b.png") == "/data/a"
+    assert pipeline.target_of("/in/x/y.jpg", "/in", "/out", "rgba") == "/out/x/y.png"
+    assert pipeline.target_of("/in/x/y.jpg", "/in", "/out", "color") == "/out/x/y.jpg"
+    assert pipeline.target_of("/in/x/y.gif", "/in", "/out", "color") == "/out/x/y.png"
+    assert pipeline.expand_pattern("gs://b/in/") == "gs://b/in/**"
 
 
 def test_bad_options_are_refused_before_running(tmp_path, capsys):
-    assert rmbg_beam.main(["--input", str(tmp_path), "--output", str(tmp_path / "o"), "--threshold", "2"]) == 2
-    assert rmbg_beam.main(["--input", str(tmp_path), "--output", str(tmp_path / "o"),
+    assert beam_command.main(["--input", str(tmp_path), "--output", str(tmp_path / "o"), "--threshold", "2"]) == 2
+    assert beam_command.main(["--input", str(tmp_path), "--output", str(tmp_path / "o"),
                            "--model", str(tmp_path / "missing.tflite")]) == 2
     assert "missing.tflite: file not found" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

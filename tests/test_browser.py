@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from browser_support import (
     ACTIVE,
     ERRORS_JS,
@@ -234,7 +233,12 @@ def test_workspace_runs_top_to_bottom(page, lab, notebook, tmp_path):
 # ---------------------------------------------------------------------------
 @pytest.fixture
 def server(tmp_path):
-    from RMBG.server_client import free_port, start_server, stop_server, wait_healthy
+    from RMBG.apps.server.client import (
+        free_port,
+        start_server,
+        stop_server,
+        wait_healthy,
+    )
 
     port = free_port()
     log = tmp_path / "server.log"

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from PIL import Image
+from shared_sets import tree_digest
 
 from Preprocess.__main__ import main
-from Preprocess.prepare import prepare
 from Preprocess.check import check_dataset, fix_dataset, format_table
-from shared_sets import tree_digest
+from Preprocess.prepare import prepare
 
 
 def write_photo(path: Path, size=(40, 30), seed=0) -> Path:

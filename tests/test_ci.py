@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,3 +45,37 @@ def test_ci_treats_exit_5_as_failure(tmp_path):
                             env={**os.environ, "RMBG_CI_NO_APT": "1", "RMBG_CI_NO_TEACHER": "1"})
     assert result.returncode == 1
     assert "no tests" in result.stderr
+
+
+def _run_ci_pytest(tmp_path, test_text: str, **env) -> subprocess.CompletedProcess:
+    """pytest with this project's tests/conftest.py on one test file, as CI runs it (CI=true)."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "conftest.py").write_text((ROOT / "tests" / "conftest.py").read_text())
+    (tmp_path / "tests" / "test_probe.py").write_text(test_text)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "CI": "true", **env})
+
+
+def test_ci_fails_on_a_skip_that_is_not_allowed(tmp_path):
+    result = _run_ci_pytest(tmp_path, "import pytest\n\ndef test_a():\n    pytest.skip('no chromium')\n\n"
+                                      "def test_b():\n    assert True\n")
+    assert result.returncode == 1, result.stdout
+    assert "tests/test_probe.py::test_a: no chromium" in result.stdout
+    assert "1 unexpected skip" in result.stdout
+
+
+def test_ci_fails_when_shared_data_is_missing(tmp_path):
+    result = _run_ci_pytest(tmp_path, "def test_b():\n    assert True\n", RMBG_DATA=str(tmp_path / "absent"))
+    assert result.returncode == 1
+    assert "../shared/data is missing" in result.stdout + result.stderr
+
+
+def test_the_allowed_skip_list_matches_by_pattern_and_says_why():
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        from conftest import CI_ALLOWED_SKIPS, unexpected_skips
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+    skips = [("tests/test_x.py::test_gpu[cpu]", "no GPU"), ("tests/test_y.py::test_z", "no file")]
+    assert unexpected_skips(skips, {"tests/test_x.py::test_gpu*": "needs a GPU"}) == ["tests/test_y.py::test_z: no file"]
+    assert all(reason.strip() for reason in CI_ALLOWED_SKIPS.values())  # every allowed skip says why

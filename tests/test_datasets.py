@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from shared_sets import tree_digest
 
 from Preprocess.__main__ import main
 from Preprocess.datasets import Sample, cod10k_category, dis5k_category, iter_samples
 from Preprocess.prepare import prepare
-from shared_sets import tree_digest
 
 
 def write_photo(path: Path, size, seed=0, fmt=None, exif_orientation=None) -> Path:

@@ -12,13 +12,13 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
+from shared_sets import link_pairs
+from shared_sets import pairs as shared_pairs
 
-from shared_sets import link_pairs, pairs as shared_pairs
 from RMBG.constants import IMPORTED_U2NETP_PATH, MODELS_DIR
-from RMBG.distill_set import build_distill_set
-from RMBG.imageio import read_image, read_mask
-from RMBG.label import Teachers, label_images
+from RMBG.images.io import read_image, read_mask
+from RMBG.training.distill_set import build_distill_set
+from RMBG.training.label import Teachers, label_images
 
 SPLIT_LISTS = {split: MODELS_DIR / f"rmbg-default-{split}.txt" for split in ("train", "val", "test")}
 
@@ -28,8 +28,8 @@ def read_list(path: Path) -> list[str]:
 
 
 def test_the_real_u2net_imports_and_reproduces_onnxruntime_on_real_photos(tmp_path, teacher_u2net, shared_data):
-    from RMBG.runtime import KerasSegmenter, OnnxPeerSegmenter
-    from RMBG.weights import main as import_main
+    from RMBG.commands.import_weights import main as import_main
+    from RMBG.runtime.engines import KerasSegmenter, OnnxPeerSegmenter
 
     out = tmp_path / "u2net-imported.keras"
     # the CLI's own check runs on a random image; this test checks real photos instead
@@ -44,7 +44,7 @@ def test_the_real_u2net_imports_and_reproduces_onnxruntime_on_real_photos(tmp_pa
 
 
 def test_label_writes_the_teachers_maps_and_resumes_without_recomputing(tmp_path, shared_data, peer_onnx):
-    from RMBG.runtime import OnnxPeerSegmenter
+    from RMBG.runtime.engines import OnnxPeerSegmenter
 
     photos = [image for image, _ in shared_pairs(shared_data / "ecssd", 5)]
     bad = tmp_path / "in" / "broken.jpg"
@@ -84,8 +84,8 @@ def test_label_writes_the_teachers_maps_and_resumes_without_recomputing(tmp_path
     assert {p: p.stat().st_mtime_ns for p in (out / "masks").iterdir()} == stamps
 
 
-def test_the_split_lists_are_the_code_s_split_disjoint_and_complete(shared_data):
-    from Preprocess.split import assign_split
+def test_the_split_lists_are_disjoint_complete_and_stratified(shared_data):
+    from RMBG.images.dataset import assign_split
 
     lists = {split: read_list(path) for split, path in SPLIT_LISTS.items()}
     names = {split: set(files) for split, files in lists.items()}
@@ -95,8 +95,7 @@ def test_the_split_lists_are_the_code_s_split_disjoint_and_complete(shared_data)
         for p in (shared_data / folder / "images").glob("*.jpg")
     )
     assert sorted(names["train"] | names["val"] | names["test"]) == every
-    # the same split the code makes (prepare assigns by the prepared names, which follow the sorted sources;
-    # here the check is on the proportions and the stratification it promises)
+    # the proportions and the stratification the split promises (the exact reproduction: the test below)
     for category, total in (("cat", 195), ("object", 400), ("person", 290)):
         for split in ("val", "test"):
             count = sum(Path(f).name.startswith(category + "_") for f in names[split])
@@ -106,6 +105,19 @@ def test_the_split_lists_are_the_code_s_split_disjoint_and_complete(shared_data)
     two_way = assign_split([f"x_{i}" for i in range(50)], ["x"] * 50, 0.2)
     assert [a == "val" for a in labels] == [b == "val" for b in two_way]
     assert labels.count("test") == 10
+
+
+def test_prepare_reproduces_the_shipped_split_lists_exactly(tmp_path, shared_data):
+    """The model card's claim: the command in the lists' header rebuilds them line for line."""
+    from Preprocess.prepare import prepare, write_split_lists
+
+    prepared = tmp_path / "shared"
+    prepare([("people", shared_data / "people"), ("folder", shared_data / "ecssd"), ("folder", shared_data / "cats")],
+            prepared, val_fraction=0.2, test_fraction=0.2)
+    counts = write_split_lists(prepared, tmp_path / "rebuilt", shared_data)
+    assert counts == {"train": 531, "val": 177, "test": 177}
+    for split, shipped in SPLIT_LISTS.items():
+        assert read_list(tmp_path / f"rebuilt-{split}.txt") == read_list(shipped), split
 
 
 def test_the_distill_folder_mixes_truth_and_teacher_and_keeps_val_and_test_on_truth(tmp_path, shared_data, peer_onnx):
@@ -153,9 +165,9 @@ def test_the_distill_folder_mixes_truth_and_teacher_and_keeps_val_and_test_on_tr
 
 def test_the_distill_preset_trains_two_steps_on_a_mixed_folder(tmp_path, shared_data, peer_onnx):
     from Preprocess.prepare import prepare
-    from RMBG.model import read_model_info
-    from RMBG.train import fit
-    from RMBG.trainconfig import TrainConfig
+    from RMBG.models.info import read_model_info
+    from RMBG.training.config import TrainConfig
+    from RMBG.training.fit import fit
 
     source = link_pairs(shared_pairs(shared_data / "people", 10), tmp_path / "src")
     labelled = tmp_path / "prepared"

@@ -1,4 +1,4 @@
-"""RMBG.evaluate on real ECSSD photos with the rembg peer: report shape, cache, bad data."""
+"""RMBG.evaluation.evaluate on real ECSSD photos with the rembg peer: report shape, cache, bad data."""
 
 from __future__ import annotations
 
@@ -11,10 +11,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from RMBG.evaluate import REPORT_KEYS, EvaluationError, evaluate, find_samples, main, model_key
-from RMBG.imageio import read_mask
-from RMBG.metrics import score_image
-from RMBG.runtime import OnnxPeerSegmenter, file_digest
+from RMBG.commands.evaluate import main
+from RMBG.evaluation.evaluate import (
+    REPORT_KEYS,
+    EvaluationError,
+    evaluate,
+    find_samples,
+    model_key,
+)
+from RMBG.evaluation.metrics import score_image
+from RMBG.images.io import read_mask
+from RMBG.runtime.engines import OnnxPeerSegmenter, file_digest
 
 
 def _cached_prediction(cache_dir: Path, peer: OnnxPeerSegmenter, image: Path) -> np.ndarray:
@@ -192,7 +199,7 @@ def test_cli_prints_the_summary_table(shared_data, peer_onnx, cache_dir, tmp_pat
 
 
 def test_bench_measures_both_models_on_the_same_photos(shared_data, peer_onnx, tmp_path):
-    from RMBG.bench import bench, format_result
+    from RMBG.evaluation.bench import bench, format_result
 
     ours = OnnxPeerSegmenter(peer_onnx)  # any Segmenter stands in for ours here
     result = bench(shared_data / "ecssd", ours, peer_onnx, n=3, batch_size=2, progress=False)
@@ -210,7 +217,8 @@ def test_bench_measures_both_models_on_the_same_photos(shared_data, peer_onnx, t
 
 
 def test_bench_and_evaluate_take_several_peers_side_by_side(shared_data, peer_onnx, tmp_path):
-    from RMBG.bench import bench, format_result, main as bench_main
+    from RMBG.commands.bench import main as bench_main
+    from RMBG.evaluation.bench import bench, format_result
 
     ours = OnnxPeerSegmenter(peer_onnx)
     result = bench(shared_data / "ecssd", ours, [peer_onnx, peer_onnx], n=2, batch_size=2, progress=False)
@@ -255,10 +263,10 @@ def test_split_reads_the_index_that_preprocess_prepare_writes(shared_data, tmp_p
 
 
 def test_bench_runs_a_keras_file_through_the_runtime_remove_serves(shared_data, peer_onnx):
-    from RMBG.bench import bench
-    from RMBG.runtime import default_model_path
+    from RMBG.evaluation.bench import bench
+    from RMBG.runtime.engines import default_model_path
 
-    # no runtime given: the one `remove` uses (RMBG.predict.DEFAULT_RUNTIME, tflite)
+    # no runtime given: the one `remove` uses (RMBG.runtime.engines.DEFAULT_RUNTIME, tflite)
     result = bench(shared_data / "ecssd", default_model_path(), peer_onnx, n=2, batch_size=2, progress=False)
     assert result["models"]["ours"]["runtime"] == "TFLiteSegmenter"
     assert result["models"]["peer"]["runtime"] == "OnnxPeerSegmenter"

@@ -13,18 +13,27 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from RMBG.export import export_loaded, main as export_main
-from RMBG.modelinfo import read_sidecar, sidecar_path
-from RMBG.imageio import read_image
-from RMBG.runtime import KerasSegmenter, OnnxSegmenter, TFLiteSegmenter, load_segmenter
+from RMBG.commands.export import main as export_main
+from RMBG.images.io import read_image
+from RMBG.models.export import export_loaded
+from RMBG.models.info import read_sidecar, sidecar_path
+from RMBG.runtime.engines import (
+    KerasSegmenter,
+    OnnxSegmenter,
+    TFLiteSegmenter,
+    load_segmenter,
+)
 
-#: Largest mean absolute mask difference from the Keras model (the issue's bounds).
-MAX_MAE = {"tflite-none": 0.005, "tflite-fp16": 0.005, "tflite-int8": 0.02, "onnx-none": 0.005}
+#: Largest mean absolute mask difference from the Keras model. Measured on these five photos with the shipped
+#: model (2-core CPU machine): fp32 TFLite 3.3e-7 and fp32 ONNX 2.1e-7 (only float summation order differs),
+#: fp16 2.1e-4, int8 8.7e-4; each bound leaves room for other CPUs' kernels, none room for a wrong graph.
+FP32_MAE = 1e-5
+MAX_MAE = {"tflite-none": FP32_MAE, "tflite-fp16": 0.002, "tflite-int8": 0.005, "onnx-none": FP32_MAE}
 
 
 @pytest.fixture(scope="module")
 def keras_model(model_path):
-    from RMBG.model import load_model
+    from RMBG.models.build import load_model
 
     return load_model(model_path)
 
@@ -97,7 +106,7 @@ def test_onnx_export_runs_without_its_sidecar(exports, tmp_path, photos, referen
     alone.write_bytes(exports["onnx-none"].read_bytes())
     segmenter = load_segmenter(alone)
     assert isinstance(segmenter, OnnxSegmenter)  # the info inside the file, not the peer fallback
-    assert np.abs(segmenter.predict_small(photos[:1]) - reference[:1]).mean() < 0.005
+    assert np.abs(segmenter.predict_small(photos[:1]) - reference[:1]).mean() < FP32_MAE
 
 
 def test_export_refuses_to_overwrite(exports, keras_model):
@@ -120,7 +129,8 @@ def test_export_cli_explains_bad_requests(tmp_path, model_path, capsys):
 
 
 def test_remove_runs_an_exported_model(exports, tmp_path, shared_data, keras_model):
-    from RMBG.predict import finish_mask, main as remove_main
+    from RMBG.commands.remove import main as remove_main
+    from RMBG.removal.pipeline import finish_mask
 
     source = sorted((shared_data / "people" / "images").glob("*.jpg"))[-1]
     out = tmp_path / "out"

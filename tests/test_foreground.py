@@ -1,6 +1,6 @@
-"""Foreground colour estimation at soft edges (RMBG.foreground), measured on shared photos.
+"""Foreground colour estimation at soft edges (RMBG.removal.foreground), measured on shared photos.
 
-The scene (RMBG.fringe): an ECSSD photo with its ground-truth mask softened by
+The scene (RMBG.evaluation.fringe): an ECSSD photo with its ground-truth mask softened by
 a Gaussian blur, composited onto vivid green; cut out with that known soft
 alpha (so only the colour step is measured) and composed onto white, it
 should look like the photo itself over white. In the edge band the estimated
@@ -13,12 +13,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
-from RMBG import compose as C
-from RMBG import fringe as FR
-from RMBG.foreground import estimate_foreground, soft_band
-from RMBG.imageio import read_image, read_mask
 from shared_sets import pairs
+
+from RMBG.evaluation import fringe as FR
+from RMBG.images.io import read_image, read_mask
+from RMBG.removal import compose as C
+from RMBG.removal.foreground import estimate_foreground, soft_band
 
 #: Shared ECSSD photos in the measurement (400 px, so the whole module takes a few seconds).
 PHOTOS = 12
@@ -119,7 +119,7 @@ def test_rgba_stores_the_estimated_colours(scenes):
 
 
 def test_the_server_option_parses_true_and_false():
-    from RMBG.server_work import ApiError, Options
+    from RMBG.apps.server.work import ApiError, Options
 
     models = {"only": None}
     assert Options.parse({}, models, False).foreground_estimation is True

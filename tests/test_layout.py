@@ -16,7 +16,6 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: The project's own packages, whose modules the rules cover.
 PACKAGES = ("RMBG", "Preprocess")
@@ -186,9 +185,9 @@ def test_checker_finds_a_cycle_through_three_modules_and_none_in_a_chain(tmp_pat
 # ---------------------------------------------------------------------------
 def test_the_project_has_modules_to_check():
     modules = find_modules(PROJECT_ROOT)
-    assert {"RMBG", "RMBG.removal", "RMBG.runtime", "Preprocess"} <= set(modules)
+    assert {"RMBG", "RMBG.removal.pipeline", "RMBG.runtime.engines", "Preprocess"} <= set(modules)
     graph = import_graph(PROJECT_ROOT)
-    assert any(imp.target == "RMBG.runtime" for imp in graph["RMBG.removal"])  # the graph has edges
+    assert any(imp.target == "RMBG.runtime.engines" for imp in graph["RMBG.removal.pipeline"])  # the graph has edges
 
 
 def test_no_import_cycles_between_project_modules():
@@ -251,3 +250,108 @@ def test_top_level_assignment_finder_ignores_functions_and_imports():
     )
     assert _top_level_assignments(tree, "ASPECT_TOLERANCE") == [5, 6]
 
+
+# ---------------------------------------------------------------------------
+# The stages: one folder each, imports pointing down the stage order
+# ---------------------------------------------------------------------------
+#: The project's stages (README "Layout", ../shared/DESIGN.md), each a set of module prefixes.
+STAGES = {
+    "base": ("RMBG.constants", "RMBG.quiet"),
+    "images": ("RMBG.images",),
+    "models": ("RMBG.models",),
+    "runtime": ("RMBG.runtime",),
+    "removal": ("RMBG.removal",),
+    "training": ("RMBG.training",),
+    "evaluation": ("RMBG.evaluation",),
+    "apps": ("RMBG.apps",),
+    "preprocess": ("Preprocess",),
+    "viz": ("RMBG.viz",),
+    "commands": ("RMBG.commands",),
+    "faces": ("RMBG.model", "RMBG.train"),
+    "entry": ("RMBG", "RMBG.__main__"),
+}
+_BELOW_REMOVAL = {"base", "images", "models", "runtime"}
+#: What each stage may import besides itself: images <- models <- runtime <- removal <- apps, training and
+#: evaluation beside removal (evaluation may time the removal pipeline); the notebooks' viz and the command
+#: verbs on top; the original project's faces over models and training.
+MAY_IMPORT = {
+    "base": set(),
+    "images": {"base"},
+    "models": {"base", "images"},
+    "runtime": {"base", "images", "models"},
+    "removal": _BELOW_REMOVAL,
+    "training": _BELOW_REMOVAL,
+    "evaluation": _BELOW_REMOVAL | {"removal"},
+    "apps": _BELOW_REMOVAL | {"removal"},
+    "preprocess": {"base", "images"},
+    "viz": _BELOW_REMOVAL | {"removal", "training", "evaluation", "apps", "preprocess"},
+    "commands": _BELOW_REMOVAL | {"removal", "training", "evaluation", "apps", "preprocess"},
+    "faces": {"base", "models", "training"},
+    "entry": {"base"},
+}
+#: At most this many modules directly in RMBG/ (the faces, the entry points, constants and quiet).
+MAX_TOP_MODULES = 8
+
+
+def stage_of(module: str) -> str:
+    """The stage a module belongs to: the longest matching prefix wins."""
+    best, length = None, -1
+    for stage, prefixes in STAGES.items():
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > length:
+                best, length = stage, len(prefix)
+    if best is None:
+        raise KeyError(f"{module} belongs to no stage: add it to STAGES")
+    return best
+
+
+def stage_violations(graph: dict[str, list[Import]]) -> list[str]:
+    """Every import that points from a stage to one it may not import."""
+    found = []
+    for module, imports in graph.items():
+        source = stage_of(module)
+        for imp in imports:
+            target = stage_of(imp.target)
+            if target != source and target not in MAY_IMPORT[source]:
+                found.append(f"{imp} ({source} may not import {target})")
+    return found
+
+
+def test_stage_checker_flags_an_import_up_the_stages(tmp_path):
+    write_package(tmp_path, {
+        "RMBG/__init__.py": "",
+        "RMBG/constants.py": "",
+        "RMBG/images/__init__.py": "",
+        "RMBG/images/io.py": "from RMBG.constants import X\n",
+        "RMBG/runtime/__init__.py": "",
+        "RMBG/runtime/engines.py": "from RMBG.images.io import read\n",
+        "RMBG/models/__init__.py": "",
+        "RMBG/models/build.py": "def f():\n    from RMBG.runtime.engines import load\n",
+    })
+    graph = import_graph(tmp_path, ("RMBG",))
+    assert stage_of("RMBG.models.archs.u2net") == "models" and stage_of("RMBG.model") == "faces"
+    assert stage_of("RMBG") == "entry" and stage_of("RMBG.constants") == "base"
+    problems = stage_violations(graph)
+    assert len(problems) == 1 and "RMBG.models.build imports RMBG.runtime.engines" in problems[0]
+    assert "models may not import runtime" in problems[0]
+
+
+def test_imports_point_down_the_stages():
+    problems = stage_violations(import_graph(PROJECT_ROOT))
+    listing = "\n".join(f"    {line}" for line in problems)
+    assert not problems, f"{len(problems)} import(s) against the stage order (see MAY_IMPORT):\n{listing}"
+
+
+def test_the_package_is_folders_of_stages_with_few_top_level_modules():
+    package = PROJECT_ROOT / "RMBG"
+    top = sorted(path.name for path in package.glob("*.py"))
+    assert len(top) <= MAX_TOP_MODULES, f"{len(top)} modules directly in RMBG/: {top}"
+    assert {"model.py", "train.py", "__main__.py"} <= set(top)  # the original faces and the entry point
+    folders = sorted(path.parent.name for path in package.glob("*/__init__.py"))
+    stage_folders = [name for name in folders if f"RMBG.{name}" in {p for ps in STAGES.values() for p in ps}]
+    assert len(stage_folders) >= 5, folders
+    for name in folders:  # every stage says what it does and what it may import
+        doc = ast.get_docstring(ast.parse((package / name / "__init__.py").read_text(encoding="utf-8")))
+        assert doc, f"RMBG/{name}/__init__.py has no docstring"
+    every_module = find_modules(PROJECT_ROOT)
+    assert all(stage_of(module) for module in every_module)  # no module outside the stages

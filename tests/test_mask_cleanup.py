@@ -1,14 +1,14 @@
-"""Mask clean-up (RMBG.mask_cleanup, ``remove --post-process``): hand-made masks, then real model masks."""
+"""Mask clean-up (RMBG.removal.cleanup, ``remove --post-process``): hand-made masks, then real model masks."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
-
-from RMBG.imageio import read_image, read_mask
-from RMBG.mask_cleanup import clean_mask, hole_pixels, island_pixels
 from shared_sets import pairs
+
+from RMBG.images.io import read_image, read_mask
+from RMBG.removal.cleanup import clean_mask, hole_pixels, island_pixels
 
 
 def _made_mask(scale: int = 1) -> tuple[np.ndarray, dict]:
@@ -89,7 +89,7 @@ def labelled(shared_data):
 def test_post_process_does_not_raise_the_error_of_model_masks(labelled, model_path):
     """On 20 real photos the model's masks are no worse against the ground truth once cleaned,
     and ``Remover(post_process=True)`` gives exactly the cleaned mask."""
-    from RMBG.removal import Remover
+    from RMBG.removal.pipeline import Remover
 
     plain, cleaned = Remover(model_path), Remover(model_path, post_process=True)
     photos = [photo for photo, _ in labelled]

@@ -1,12 +1,11 @@
-"""RMBG.metrics: hand-computed cases, the summary convention, and agreement with py_sod_metrics."""
+"""RMBG.evaluation.metrics: hand-computed cases, the summary convention, and agreement with py_sod_metrics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from RMBG.imageio import read_mask
-from RMBG.metrics import (
+from RMBG.evaluation.metrics import (
     METRIC_KEYS,
     format_table,
     pr_curve,
@@ -15,6 +14,7 @@ from RMBG.metrics import (
     summarize,
     summarize_by,
 )
+from RMBG.images.io import read_mask
 
 # A 20x20 ground truth with a 10x10 foreground block well inside the border
 # (5 px margin, more than the 7x7 kernel of the weighted F-measure reaches).

@@ -1,4 +1,4 @@
-"""RMBG.model and RMBG.archs: the registered architectures, their fidelity to the reference, and model files."""
+"""RMBG.model and RMBG.models.archs: the registered architectures, their fidelity to the reference, and model files."""
 
 from __future__ import annotations
 
@@ -14,18 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from RMBG.archs import REGISTRY, get_spec
-from RMBG.archs.u2net import max_pool, resize_like
-from RMBG.model import (
-    ModelFileError,
+from RMBG.models.archs import REGISTRY, get_spec
+from RMBG.models.archs.u2net import max_pool, resize_like
+from RMBG.models.build import (
     build_model,
     count_params,
     default_info,
     load_model,
-    read_model_info,
     save_model,
 )
-from RMBG.modelinfo import INFO_ENTRY, ModelInfo
+from RMBG.models.info import INFO_ENTRY, ModelFileError, ModelInfo, read_model_info
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUBPROCESS_TIMEOUT = 240
@@ -104,7 +102,7 @@ def test_parameter_counts_match_the_published_ones(arch):
 @pytest.mark.parametrize("arch", list(REGISTRY))
 def test_every_registered_arch_builds_and_its_info_picks_a_mask_map(arch):
     """Each spec's factory builds at 64 and its default ModelInfo's output is a 64x64 probability map."""
-    from RMBG.modelinfo import select_output
+    from RMBG.models.info import select_output
 
     model = built(arch, 64)
     info = default_info(arch, 64)
@@ -277,7 +275,7 @@ def test_read_model_info_does_not_import_keras(tmp_path):
 
 
 def test_keras_segmenter_reads_the_finest_seed_channel():
-    from RMBG.runtime import KerasSegmenter
+    from RMBG.runtime.engines import KerasSegmenter
 
     model = built("seed", 64)
     info = default_info("seed", 64)
@@ -339,7 +337,7 @@ def test_u2netp_under_jax_equals_tensorflow(tmp_path):
 
 
 def test_seed_imagenet_weights_fail_offline_with_advice(monkeypatch):
-    from RMBG.archs import resnet_unet as model_module
+    from RMBG.models.archs import resnet_unet as model_module
 
     if model_module._imagenet_weights_available():
         pytest.skip("ResNet50 ImageNet weights are cached here, so building with them succeeds")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import ast
 import re
-import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = [
@@ -172,8 +172,8 @@ def test_users_get_the_real_presets_outside_quick_mode(monkeypatch, tmp_path):
     """Outside quick mode the widgets start on the short fine-tune the notebook text describes."""
     pytest.importorskip("ipywidgets")
     from RMBG import viz
-    from RMBG.archs import get_spec
-    from RMBG.presets import NOTEBOOK_PRESET, get_preset
+    from RMBG.models.archs import get_spec
+    from RMBG.training.presets import NOTEBOOK_PRESET, get_preset
 
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("RMBG_QUICK", raising=False)

@@ -12,13 +12,15 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-
-from RMBG import compose as C
-from RMBG import edges as R
-from RMBG.imageio import read_image, read_mask
-from RMBG.predict import expand_inputs, main, remove_background
-from RMBG.runtime import load_segmenter, upsample_mask
 from shared_sets import pairs
+
+from RMBG.apps.batch.jobs import remove_background
+from RMBG.commands.remove import main
+from RMBG.images.inputs import expand_inputs
+from RMBG.images.io import read_image, read_mask
+from RMBG.removal import compose as C
+from RMBG.removal import edges as R
+from RMBG.runtime.engines import load_segmenter, upsample_mask
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +303,7 @@ def test_expand_inputs_reports_what_matched_nothing(tmp_path):
 # The demo
 # ---------------------------------------------------------------------------
 def test_demo_writes_every_mode_for_the_packaged_photos(tmp_path, peer_onnx):
-    from RMBG.demo import run_demo, sample_sources
+    from RMBG.apps.demo import run_demo, sample_sources
 
     sources = sample_sources()
     assert {"astronaut.png", "coffee.png", "chelsea.png", "grace_hopper.jpg"} <= set(sources)
@@ -384,7 +386,7 @@ def test_cli_webp_keeps_the_alpha_exactly(cli_runs):
 
 
 def test_cli_crop_is_the_subject_box_plus_the_margin(cli_runs):
-    from RMBG.cropping import subject_box
+    from RMBG.removal.cropping import subject_box
 
     assert cli_runs["crop"][0] == 0
     whole = _rgba(cli_runs["png"][3] / "photo.png")
@@ -430,7 +432,7 @@ def test_cli_refuses_impossible_output_options(tmp_path, capsys, argv, message):
 
 
 def test_unsupported_files_of_a_glob_are_listed(tmp_path):
-    from RMBG.predict import unsupported_inputs
+    from RMBG.images.inputs import unsupported_inputs
 
     (tmp_path / "a.txt").write_text("x")
     Image.new("RGB", (4, 4)).save(tmp_path / "b.png")
@@ -442,7 +444,7 @@ def test_unsupported_files_of_a_glob_are_listed(tmp_path):
 
 def test_compose_crop_matches_the_box_and_keeps_a_picture_without_subject(people):
     _, image, mask = people[0]
-    from RMBG.cropping import subject_box
+    from RMBG.removal.cropping import subject_box
 
     alpha8 = C.alpha_to_uint8(mask)
     rows, cols = subject_box(alpha8, margin=3)

@@ -1,4 +1,4 @@
-"""Preprocess.util (the original helpers made safe) and Preprocess.split."""
+"""Preprocess.util (the original helpers made safe) and RMBG.images.dataset."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from Preprocess.split import assign_split
 from Preprocess.util import Rename, create_csv, plot_Data, resize
+from RMBG.images.dataset import assign_split
 
 
 def write_photo(path: Path, size=(40, 30), seed=0, fmt=None) -> Path:

@@ -7,8 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from RMBG.model import build_model, default_info, load_model, save_model  # noqa: E402
-from RMBG.archs.refine_head import LOGIT_CLIP, attach_refiner, head_layers  # noqa: E402
+from RMBG.models.archs.refine_head import LOGIT_CLIP, attach_refiner, head_layers
+from RMBG.models.build import build_model, default_info, load_model, save_model
 
 SIZE = 64
 

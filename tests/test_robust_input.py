@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from shared_sets import BAD_FILES
-from RMBG.predict import main
+
+from RMBG.commands.remove import main
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: The issue's bound for a 6000x4000 photo.
@@ -190,7 +190,7 @@ def test_interrupted_run_leaves_no_half_file(tmp_path, portrait, peer_onnx, monk
 @pytest.fixture(scope="module")
 def runtime_model(peer_onnx) -> list[str]:
     """``--model`` arguments for the huge-picture runs: the default model's fast copy, else the peer."""
-    from RMBG.runtime import default_model_path, fast_segmenter
+    from RMBG.runtime.engines import default_model_path, fast_segmenter
 
     try:
         segmenter = fast_segmenter(default_model_path())  # converts once, cached under Data/cache

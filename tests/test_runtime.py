@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from RMBG import runtime as RT
-from RMBG.imageio import read_image
-from RMBG.modelinfo import ModelInfo
+from RMBG.images.io import read_image
+from RMBG.models.info import ModelInfo
+from RMBG.runtime import engines as RT
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,19 @@ import numpy as np
 import psutil
 import pytest
 from PIL import Image
-
-from RMBG.constants import MAX_IMAGE_PIXELS
-from RMBG.server_client import Reply, free_port, multipart, post_photo, request, start_server, stop_server, wait_healthy
 from shared_sets import BAD_FILES
+
+from RMBG.apps.server.client import (
+    Reply,
+    free_port,
+    multipart,
+    post_photo,
+    request,
+    start_server,
+    stop_server,
+    wait_healthy,
+)
+from RMBG.constants import MAX_IMAGE_PIXELS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: Longest side of the photos sent (small: the model works at 320 px anyway).
@@ -95,7 +104,7 @@ def photos(shared_data, tmp_path_factory) -> list[Path]:
 @pytest.fixture(scope="module")
 def cli_masks(photos) -> dict[str, np.ndarray]:
     """The mask the CLI's pipeline gives each photo (uint8)."""
-    from RMBG.removal import Remover
+    from RMBG.removal.pipeline import Remover
 
     remover = Remover()
     return {p.name: np.asarray(remover.remove(p, mode="mask")) for p in photos}
@@ -157,7 +166,7 @@ def test_photo_gives_an_rgba_png_of_its_size_with_the_cli_mask(server, photos, c
 
 
 def test_flat_modes_and_formats_match_the_pipeline(server, photos):
-    from RMBG.removal import Remover
+    from RMBG.removal.pipeline import Remover
 
     photo, backdrop = photos[0], photos[1]
     remover = Remover()
@@ -181,7 +190,7 @@ def test_flat_modes_and_formats_match_the_pipeline(server, photos):
 
 
 def test_refine_changes_the_mask_as_the_pipeline_does(server, photos):
-    from RMBG.removal import Remover
+    from RMBG.removal.pipeline import Remover
 
     photo = photos[0]
     served = np.asarray(picture_of(post_photo(server.url, photo.read_bytes(), fields={"mode": "mask",
@@ -431,7 +440,7 @@ def test_streamed_body_over_the_limit_gets_413(guarded):
 def test_pool_timeout_is_504_and_the_running_job_keeps_its_slot():
     import asyncio
 
-    from RMBG.server_work import ApiError, WorkPool
+    from RMBG.apps.server.work import ApiError, WorkPool
 
     pool = WorkPool(workers=1, max_queue=0, timeout_s=0.1)
     finished = threading.Event()

@@ -1,4 +1,4 @@
-"""RMBG.train, RMBG.losses, RMBG.presets: recipes, losses, real learning, fine-tuning,
+"""RMBG.train, RMBG.training.losses, RMBG.training.presets: recipes, losses, real learning, fine-tuning,
 resuming a killed run, and two workers on loopback ending with identical weights."""
 
 from __future__ import annotations
@@ -15,21 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_sets import link_pairs
+from shared_sets import pairs as shared_pairs
 
-from shared_sets import link_pairs, pairs as shared_pairs
-from RMBG import presets
-from RMBG.archs import REGISTRY, get_spec
-from RMBG.train import (
-    RunStateError,
-    TrainConfig,
-    build_parser,
-    config_from_args,
-    fit,
-    main as train_main,
-    prepare_run_folder,
-    train,
-    trim_log,
-)
+from RMBG.commands.train import build_parser, config_from_args
+from RMBG.commands.train import main as train_main
+from RMBG.images import dataset
+from RMBG.models.archs import REGISTRY, get_spec
+from RMBG.train import train
+from RMBG.training import presets, tf_data
+from RMBG.training.config import TrainConfig
+from RMBG.training.fit import fit
+from RMBG.training.run_folder import RunStateError, prepare_run_folder, trim_log
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUBPROCESS_TIMEOUT = 300
@@ -60,7 +57,7 @@ def log_epochs(path: Path) -> list[int]:
 @pytest.mark.parametrize("name", list(presets.PRESETS))
 @pytest.mark.parametrize("arch", [*REGISTRY, "seed"])
 def test_every_preset_is_valid_for_every_arch(name, arch):
-    from RMBG.model import check_input_size
+    from RMBG.models.archs.spec import check_input_size
 
     preset = presets.get_preset(name, arch)
     assert check_input_size(preset.image_size) == preset.image_size
@@ -116,7 +113,7 @@ def test_cli_overrides_every_kind_of_field(tmp_path):
 
 def test_a_new_image_size_moves_the_crop_the_same_way_on_the_cli_and_in_the_widgets(tmp_path):
     """``--image-size 256`` on the finetune preset (288 crops of 320) trains on 224 crops of 256."""
-    from RMBG.trainconfig import rescale_crop
+    from RMBG.training.config import rescale_crop
 
     args = build_parser().parse_args(
         ["--preset", "finetune", "--arch", "u2netp", "--image-size", "256", "--data", "d", "--out", str(tmp_path)]
@@ -136,7 +133,7 @@ def test_a_new_image_size_moves_the_crop_the_same_way_on_the_cli_and_in_the_widg
 
 def test_a_pretrained_preset_starts_from_the_arch_spec_file_and_random_presets_do_not(tmp_path):
     from RMBG.constants import IMPORTED_U2NETP_PATH
-    from RMBG.trainconfig import resolve_config
+    from RMBG.training.config import resolve_config
 
     if not IMPORTED_U2NETP_PATH.is_file():
         pytest.skip(f"{IMPORTED_U2NETP_PATH} is not shipped here")
@@ -153,7 +150,7 @@ def fake_model_file(path: Path, arch: str) -> Path:
     """A file whose model info says ``arch`` (enough for every check that reads no weights)."""
     import zipfile
 
-    from RMBG.modelinfo import INFO_ENTRY, ModelInfo
+    from RMBG.models.info import INFO_ENTRY, ModelInfo
 
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr(INFO_ENTRY, ModelInfo(arch, 64).to_json())
@@ -216,7 +213,12 @@ def test_run_folder_refuses_to_mix_runs_and_trims_on_resume(tmp_path):
 # Losses and metrics
 # ---------------------------------------------------------------------------
 def test_deep_supervision_loss_matches_numpy():
-    from RMBG.losses import DeepSupervisionLoss, channel_iou, channel_mae, side_weights
+    from RMBG.training.losses import (
+        DeepSupervisionLoss,
+        channel_iou,
+        channel_mae,
+        side_weights,
+    )
 
     rng = np.random.default_rng(0)
     y = (rng.random((2, 8, 8, 1)) > 0.5).astype(np.float32)
@@ -252,8 +254,8 @@ def test_deep_supervision_loss_matches_numpy():
 # ---------------------------------------------------------------------------
 def runtime_mae(model_path: Path, pairs) -> float:
     """Mean MAE of a saved model over (photo, mask) pairs at full size, through the runtime."""
-    from RMBG.imageio import read_image, read_mask
-    from RMBG.runtime import KerasSegmenter
+    from RMBG.images.io import read_image, read_mask
+    from RMBG.runtime.engines import KerasSegmenter
 
     segmenter = KerasSegmenter.from_file(model_path)
     return float(np.mean([np.abs(segmenter.predict_one(read_image(i)) - read_mask(m)).mean() for i, m in pairs]))
@@ -263,7 +265,7 @@ def test_u2netp_learns_eight_people_photos(tmp_path, shared_data):
     """100 steps on 8 real pairs at 32 px halve (at least) the full-size MAE on them."""
     import keras
 
-    from RMBG.model import build_model, default_info, save_model
+    from RMBG.models.build import build_model, default_info, save_model
 
     chosen = shared_pairs(shared_data / "people", 8)
     root = link_pairs(chosen, tmp_path / "people8")
@@ -288,8 +290,8 @@ def imported_u2netp(tmp_path: Path, peer_onnx: Path) -> Path:
 
     if IMPORTED_U2NETP_PATH.is_file():
         return IMPORTED_U2NETP_PATH
-    from RMBG.model import save_model
-    from RMBG.weights import import_u2net_onnx
+    from RMBG.models.build import save_model
+    from RMBG.models.onnx_import import import_u2net_onnx
 
     model = import_u2net_onnx(peer_onnx, arch="u2netp", input_size=320)
     return save_model(model, tmp_path / "u2netp-imported.keras", model.rmbg_info)
@@ -309,12 +311,12 @@ def tiny_fine_tune(tmp_path: Path, shared_data: Path, peer_onnx: Path, arch: str
 
 def held_out_mae(root: Path, info):
     """``model -> MAE`` of its fused output on the validation half of a :func:`tiny_fine_tune` set."""
-    from RMBG import data
-    from RMBG.losses import DeepSupervisionLoss
-    from RMBG.train import evaluate_model, training_model
+    from RMBG.training.callbacks import evaluate_model
+    from RMBG.training.losses import DeepSupervisionLoss
+    from RMBG.training.view import training_model
 
-    report = data.scan(root, split=0.5, progress=False)
-    val = data.eval_dataset(report.val, info, 64, batch=4)
+    report = dataset.scan(root, split=0.5, progress=False)
+    val = tf_data.eval_dataset(report.val, info, 64, batch=4)
     loss = DeepSupervisionLoss("l1", (1.0,) + (0.0,) * 6)
 
     def val_mae(model):
@@ -324,7 +326,8 @@ def held_out_mae(root: Path, info):
 
 
 def test_fine_tune_from_imported_weights_never_ships_a_worse_model(tmp_path, shared_data, peer_onnx):
-    from RMBG.model import build_model, load_model, read_model_info
+    from RMBG.models.build import build_model, load_model
+    from RMBG.models.info import read_model_info
 
     # blend=1: model.keras is the best checkpoint itself (the blend has its own test below)
     source, root, config = tiny_fine_tune(
@@ -374,7 +377,8 @@ def test_fine_tune_from_imported_weights_never_ships_a_worse_model(tmp_path, sha
 
 def test_fine_tune_saves_the_best_weights_blended_with_the_start(tmp_path, shared_data, peer_onnx):
     """The finetune preset's ``blend``: model.keras = share * best + (1 - share) * start, scored."""
-    from RMBG.model import load_model, read_model_info
+    from RMBG.models.build import load_model
+    from RMBG.models.info import read_model_info
 
     share = presets.get_preset("finetune", "u2netp").blend
     assert 0.0 < share < 1.0
@@ -411,7 +415,8 @@ def test_blend_without_start_weights_is_refused_before_training(tmp_path, shared
 
 def test_refine_fine_tune_trains_only_the_head_and_keeps_the_base_exact(tmp_path, shared_data, peer_onnx):
     """``--arch u2netp_refine`` from plain imported u2netp weights: base copied and frozen."""
-    from RMBG.model import load_model, read_model_info
+    from RMBG.models.build import load_model
+    from RMBG.models.info import read_model_info
 
     source, _, config = tiny_fine_tune(
         tmp_path, shared_data, peer_onnx, "u2netp_refine", "refine", steps_per_epoch=3, val_every_steps=3
@@ -491,7 +496,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def test_two_workers_end_with_identical_weights(tmp_path, shared_data):
-    from RMBG.model import load_model
+    from RMBG.models.build import load_model
 
     root = link_pairs(shared_pairs(shared_data / "people", 10), tmp_path / "data")
     out = tmp_path / "mw"

@@ -13,13 +13,24 @@ import av
 import numpy as np
 import pytest
 
-from RMBG.clips import CLIP_FPS, CLIP_SECONDS, pan_zoom, still, write_clip
-from RMBG.foreground import estimate_foreground
-from RMBG.imageio import read_image, read_mask
-from RMBG.removal import Remover
-from RMBG.stream import run_stream
-from RMBG.temporal import TemporalSmoother, binary_entropy, flicker, mask_error
-from RMBG.video import VideoReadError, FramePipeline, choose_encoding, main, process_video
+from RMBG.apps.video.clips import CLIP_FPS, CLIP_SECONDS, pan_zoom, still, write_clip
+from RMBG.apps.video.pipeline import (
+    FramePipeline,
+    VideoReadError,
+    choose_encoding,
+    process_video,
+)
+from RMBG.apps.video.stream import run_stream
+from RMBG.apps.video.temporal import (
+    TemporalSmoother,
+    binary_entropy,
+    flicker,
+    mask_error,
+)
+from RMBG.commands.video import main
+from RMBG.images.io import read_image, read_mask
+from RMBG.removal.foreground import estimate_foreground
+from RMBG.removal.pipeline import Remover
 
 SIZE = (160, 120)
 FRAMES = int(CLIP_FPS * CLIP_SECONDS)
@@ -258,9 +269,9 @@ def test_an_interrupted_run_leaves_no_output(moving, remover, tmp_path, monkeypa
 
 
 def test_the_notebook_clip_shows_input_frames_beside_their_cut_out_frames(tmp_path):
-    """``RMBG.clips.demo_before_after`` (the remove notebook's video cell): picked frames of a clip
+    """``RMBG.apps.video.clips.demo_before_after`` (the remove notebook's video cell): picked frames of a clip
     made from a demo photo, and the same frames of the rgba video, alpha decoded with libvpx."""
-    from RMBG.clips import demo_before_after
+    from RMBG.apps.video.clips import demo_before_after
 
     before, after, clip = demo_before_after(count=3, size=(160, 96), seconds=0.5, folder=tmp_path)
     assert clip.parent == tmp_path and clip.suffix == ".webm" and clip.stat().st_size > 0

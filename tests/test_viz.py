@@ -281,7 +281,7 @@ def test_large_pictures_are_shown_as_thumbnails():
 # training widgets
 # ---------------------------------------------------------------------------
 def test_preset_choice_fills_the_sliders_which_stay_editable(tmp_path):
-    from RMBG.presets import get_preset
+    from RMBG.training.presets import get_preset
 
     box = viz.preset_widgets(quick=False, data_dir=tmp_path, out_dir=tmp_path / "run")
     assert isinstance(box.lr, widgets.FloatLogSlider)
@@ -330,7 +330,7 @@ def test_config_maps_the_widgets_to_a_train_config(tmp_path):
 
 
 def test_preset_table_lists_every_preset_for_the_arch():
-    from RMBG.presets import PRESETS
+    from RMBG.training.presets import PRESETS
 
     table = viz.preset_table("u2netp")
     assert list(table.index) == list(PRESETS) == ["sample", "finetune", "quick-finetune", "distill", "full"]
@@ -348,7 +348,7 @@ def test_preset_table_lists_every_preset_for_the_arch():
 # ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def default_model():
-    from RMBG.runtime import default_model_path
+    from RMBG.runtime.engines import default_model_path
 
     try:
         return default_model_path()

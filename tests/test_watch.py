@@ -1,4 +1,4 @@
-"""``remove --watch`` (RMBG.watch): waiting for complete files, and the CLI run until SIGINT."""
+"""``remove --watch`` (RMBG.apps.batch.watch): waiting for complete files, and the CLI run until SIGINT."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from RMBG.watch import wait_until_complete, watch_folders
 from shared_sets import pairs
+
+from RMBG.apps.batch.watch import wait_until_complete, watch_folders
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

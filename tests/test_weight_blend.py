@@ -1,13 +1,15 @@
-"""RMBG.weight_blend: weight-space blending of a fine-tune with its start (the math, the files, the CLI)."""
+"""RMBG.models.blend: weight-space blending of a fine-tune with its start (the math, the files, the CLI)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from RMBG.weight_blend import blend_files, blend_weights, main
+from RMBG.commands.blend import main
 from RMBG.constants import DEFAULT_MODEL_PATH, IMPORTED_U2NETP_PATH
-from RMBG.model import ModelFileError, build_model, default_info, load_model, read_model_info, save_model
+from RMBG.models.blend import blend_files, blend_weights
+from RMBG.models.build import build_model, default_info, load_model, save_model
+from RMBG.models.info import ModelFileError, read_model_info
 
 shipped = pytest.mark.skipif(
     not (DEFAULT_MODEL_PATH.is_file() and IMPORTED_U2NETP_PATH.is_file()), reason="the shipped models are absent"

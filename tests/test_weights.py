@@ -1,4 +1,4 @@
-"""RMBG.weights: the public U-2-Net-P ONNX weights imported into our Keras model.
+"""RMBG.models.onnx_import: the public U-2-Net-P ONNX weights imported into our Keras model.
 
 The proof: on real photos, after rembg's preprocessing, our fused output
 equals onnxruntime's within 1e-4.
@@ -9,14 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from RMBG.imageio import list_images, read_image
-from RMBG.archs.u2net import u2net_conv_names, u2net_conv_shapes
-from RMBG.model import load_model, read_model_info
-from RMBG.weights import (
+from RMBG.commands.import_weights import main
+from RMBG.images.io import list_images, read_image
+from RMBG.models.archs.u2net import u2net_conv_names, u2net_conv_shapes
+from RMBG.models.build import load_model
+from RMBG.models.info import read_model_info
+from RMBG.models.onnx_import import (
     WeightImportError,
     detect_arch,
     import_u2net_onnx,
-    main,
     read_onnx_convs,
 )
 
@@ -34,7 +35,7 @@ def imported(peer_onnx):
 
 @pytest.fixture(scope="module")
 def peer(peer_onnx):
-    from RMBG.runtime import OnnxPeerSegmenter
+    from RMBG.runtime.engines import OnnxPeerSegmenter
 
     return OnnxPeerSegmenter(peer_onnx)
 
@@ -105,7 +106,7 @@ def test_split_batchnorm_keeps_the_function(peer_onnx, all_outputs, real_batch):
 
 
 def test_importer_through_runtime_matches_peer_masks(imported, peer, shared_data):
-    from RMBG.runtime import KerasSegmenter
+    from RMBG.runtime.engines import KerasSegmenter
 
     ours = KerasSegmenter(imported, imported.rmbg_info, "imported")
     photos = [read_image(p) for p in list_images(shared_data / "seed_test" / "images")[:2]]
@@ -133,7 +134,7 @@ def test_u2netp_file_is_rejected_for_u2net(peer_onnx):
 
 def test_u2net_mapping_is_consistent_with_the_built_model():
     """No u2net.onnx here: check the u2net conv table against the model it must fill."""
-    from RMBG.model import build_model
+    from RMBG.models.build import build_model
 
     model = build_model("u2net", input_size=64)
     names, shapes = u2net_conv_names("u2net"), u2net_conv_shapes("u2net")

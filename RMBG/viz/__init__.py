@@ -7,9 +7,9 @@ inline figures when an IPython kernel is active. One job a module:
 - :mod:`~RMBG.viz.notebook`: inline figures and :func:`quick`, the quick-mode (CI) size knob.
 - :mod:`~RMBG.viz.examples`: the example data (shared sets, held-out photos, demo pairs and photos, peers).
 - :mod:`~RMBG.viz.drawing`: how a photo, mask or cut-out is put on a figure (thumbnails, checkerboard).
-- :mod:`~RMBG.viz.cutouts`: cut-outs and masks through :class:`RMBG.removal.Remover`.
+- :mod:`~RMBG.viz.cutouts`: cut-outs and masks through :class:`RMBG.removal.pipeline.Remover`.
 - :mod:`~RMBG.viz.figures`: pair, prediction, before/after, mode and refinement figures.
-- :mod:`~RMBG.viz.report_figures`: the PR curves and gallery PNGs of an ``RMBG.evaluate`` report.
+- :mod:`~RMBG.evaluation.report_figures`: the PR curves and gallery PNGs of an ``RMBG.evaluation.evaluate`` report.
 - :mod:`~RMBG.viz.tables`: tables of data checks, evaluation reports and presets.
 - :mod:`~RMBG.viz.curves`: training curves of a run, drawn once or live while it trains.
 - :mod:`~RMBG.viz.widgets`: the data, evaluation and removal widget panels.
@@ -18,6 +18,7 @@ inline figures when an IPython kernel is active. One job a module:
 
 from __future__ import annotations
 
+from RMBG.evaluation.thumbnails import THUMB_SIDE
 from RMBG.viz.curves import (
     EPOCH_LOG,
     NOT_CURVES,
@@ -29,7 +30,6 @@ from RMBG.viz.curves import (
     training_curves,
 )
 from RMBG.viz.cutouts import DEFAULT_BG, remove_all
-from RMBG.viz.drawing import THUMB_SIDE
 from RMBG.viz.examples import (
     EXAMPLE_SETS,
     HELDOUT_SET,

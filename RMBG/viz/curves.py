@@ -201,11 +201,11 @@ def live_training_curves(source: str | os.PathLike, title: str | None = None) ->
 
 
 def fit_with_curves(config, every: float = 5.0):
-    """``RMBG.train.fit(config)`` with its training curves redrawn every ``every`` seconds.
+    """``RMBG.training.fit.fit(config)`` with its training curves redrawn every ``every`` seconds.
 
     Returns the ``FitResult``; the curves stay in the cell output.
     """
-    from RMBG.train import fit
+    from RMBG.training.fit import fit
 
     curves = LiveCurves(config.out).start(every)
     try:

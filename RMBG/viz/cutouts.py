@@ -1,7 +1,7 @@
-"""Cut-outs for the notebooks, made by the one removal pipeline :class:`RMBG.removal.Remover`.
+"""Cut-outs for the notebooks, made by the one removal pipeline :class:`RMBG.removal.pipeline.Remover`.
 
 The figures and widgets of this package get their masks and output pictures
-here or from a :class:`~RMBG.removal.Remover` directly, never by calling the
+here or from a :class:`~RMBG.removal.pipeline.Remover` directly, never by calling the
 steps (model, upsampling, refinement, composition) themselves, so that they
 show exactly what ``python -m RMBG remove`` writes, with the same default runtime.
 """
@@ -13,8 +13,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from RMBG.compose import DEFAULT_BG_COLOR
-from RMBG.runtime import DEFAULT_RUNTIME
+from RMBG.removal.compose import DEFAULT_BG_COLOR
+from RMBG.runtime.engines import DEFAULT_RUNTIME
 
 #: Background colour the notebooks start the ``color`` mode with.
 DEFAULT_BG = "#2E8B57"
@@ -23,12 +23,12 @@ DEFAULT_BG = "#2E8B57"
 def remove_all(photos: Sequence, model=None, mode: str = "rgba", bg_color=DEFAULT_BG_COLOR, bg_image=None,
                refine: str = "none", threshold: float | None = None,
                runtime: str = DEFAULT_RUNTIME) -> list[Image.Image]:
-    """The output picture of ``mode`` for every photo, as ``RMBG.predict.remove_background`` makes it.
+    """The output picture of ``mode`` for every photo, as ``RMBG.apps.batch.jobs.remove_background`` makes it.
 
-    One :class:`~RMBG.removal.Remover` (one model load) for all the photos,
+    One :class:`~RMBG.removal.pipeline.Remover` (one model load) for all the photos,
     which are read and composed one at a time.
     """
-    from RMBG.removal import Remover
+    from RMBG.removal.pipeline import Remover
 
     remover = Remover(model, runtime=runtime, refine=refine, threshold=threshold)
     return [remover.remove(photo, mode, bg_color=bg_color, bg_image=bg_image) for photo in photos]
@@ -38,7 +38,7 @@ def alphas(image: np.ndarray, model=None, refines: Sequence[str] = ("none",),
            runtime: str = DEFAULT_RUNTIME) -> list[np.ndarray]:
     """The full-size alphas of one RGB photo with each refinement of ``refines``, as
     ``remove_background`` makes them (the model runs once)."""
-    from RMBG.removal import Remover
+    from RMBG.removal.pipeline import Remover
 
     remover = Remover(model, runtime=runtime)
     small = remover.small_masks([image])[0]

@@ -2,7 +2,7 @@
 
 Finding it may write: :func:`heldout_source` links the held-out photos into
 a cache folder and :func:`demo_pairs` labels the demo photos with the
-default model (through :class:`RMBG.removal.Remover`); existing files are kept.
+default model (through :class:`RMBG.removal.pipeline.Remover`); existing files are kept.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def heldout_source(data_root: str | os.PathLike | None = None, out: str | os.Pat
     The shared ECSSD photos of the default model's validation list
     (``Data/models/rmbg-default-val.txt``), linked into ``out`` (default
     ``Data/cache/heldout``); the whole ECSSD set when that list is absent; the
-    demo pairs when ``../shared`` is absent.
+    demo pairs when ``../shared`` is absent. The validation list, not the test list: the shipped
+    default trained on today's test part (its card says why), so only validation photos are unseen.
     """
     from RMBG.constants import DATA_DIR, MODELS_DIR
 
@@ -76,9 +77,9 @@ def demo_pairs(out: str | os.PathLike | None = None) -> Path:
     working and scores against them measure agreement with that model, not
     accuracy. Existing files are kept.
     """
+    from RMBG.apps.demo import write_samples
     from RMBG.constants import SAMPLES_DIR
-    from RMBG.demo import write_samples
-    from RMBG.removal import Remover
+    from RMBG.removal.pipeline import Remover
 
     folder = Path(out) if out is not None else SAMPLES_DIR / "pairs"
     (folder / "images").mkdir(parents=True, exist_ok=True)
@@ -98,9 +99,9 @@ def demo_pairs(out: str | os.PathLike | None = None) -> Path:
 
 def example_photos(n: int | None = None, data_root: str | os.PathLike | None = None) -> list[Path]:
     """Photos to cut out: the original project's demo inputs (when ``../shared`` is there) and
-    the demo photos that installed packages ship (``RMBG.demo``), at most ``n``."""
-    from RMBG.demo import write_samples
-    from RMBG.imageio import list_images
+    the demo photos that installed packages ship (``RMBG.apps.demo``), at most ``n``."""
+    from RMBG.apps.demo import write_samples
+    from RMBG.images.io import list_images
 
     root = Path(data_root) if data_root is not None else shared_data_dir()
     photos = list_images(root / ORIGINAL_SET / "images") if root is not None else []
@@ -109,8 +110,8 @@ def example_photos(n: int | None = None, data_root: str | os.PathLike | None = N
 
 
 def example_background():
-    """A photo to put behind cut-outs in the ``image`` mode (``RMBG.demo``'s), or None."""
-    from RMBG.demo import background_source
+    """A photo to put behind cut-outs in the ``image`` mode (``RMBG.apps.demo``'s), or None."""
+    from RMBG.apps.demo import background_source
 
     return background_source()
 

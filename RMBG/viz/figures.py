@@ -3,7 +3,7 @@
 Built with :class:`matplotlib.figure.Figure` (no pyplot, no global state):
 Jupyter shows a returned figure once :func:`RMBG.viz.notebook.enable_inline_figures`
 has run, and ``fig.savefig(path)`` writes it anywhere. Masks and cut-outs
-come from :mod:`RMBG.viz.cutouts` (the :class:`RMBG.removal.Remover` pipeline).
+come from :mod:`RMBG.viz.cutouts` (the :class:`RMBG.removal.pipeline.Remover` pipeline).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from RMBG.constants import SEED, shared_data_dir
+from RMBG.evaluation.thumbnails import THUMB_SIDE, thumbnail
 from RMBG.viz.cutouts import DEFAULT_BG, alphas, remove_all
-from RMBG.viz.drawing import THUMB_SIDE, as_array, message_figure, picture_name, show, thumbnail
+from RMBG.viz.drawing import as_array, message_figure, picture_name, show
 from RMBG.viz.examples import ORIGINAL_SET
 
 
@@ -39,8 +40,8 @@ def pair_grid(
     folder; ``split`` (``"train"``/``"val"``) keeps only that split of a
     prepared folder's ``index.csv``.
     """
-    from RMBG.data import limit_pairs, list_pairs
-    from RMBG.imageio import read_image, read_mask
+    from RMBG.images.dataset import limit_pairs, list_pairs
+    from RMBG.images.io import read_image, read_mask
 
     if n < 1 or cols < 1:
         raise ValueError(f"n and cols must be at least 1, got n={n}, cols={cols}")
@@ -75,13 +76,13 @@ def prediction_grid(model, dataset_dir: str | os.PathLike, n: int = 3, split: st
                     seed: int = SEED) -> Figure:
     """Photo | ground truth | predicted mask for ``n`` pairs of a dataset (``split`` when it has one).
 
-    The masks are :class:`RMBG.removal.Remover`'s (the default runtime of
+    The masks are :class:`RMBG.removal.pipeline.Remover`'s (the default runtime of
     ``python -m RMBG remove``, no refinement).
     """
-    from RMBG.data import limit_pairs, list_pairs
-    from RMBG.imageio import read_image, read_mask
-    from RMBG.metrics import score_image
-    from RMBG.removal import Remover
+    from RMBG.evaluation.metrics import score_image
+    from RMBG.images.dataset import limit_pairs, list_pairs
+    from RMBG.images.io import read_image, read_mask
+    from RMBG.removal.pipeline import Remover
 
     pairs, _skipped = list_pairs(dataset_dir)
     chosen = [p for p in pairs if split is None or p.split == split] or pairs
@@ -151,9 +152,9 @@ def side_by_side(
 
 def mode_grid(photo, model=None, modes: Sequence[str] | None = None, bg_color: str = DEFAULT_BG,
               bg_image=None, refine: str = "none", cols: int = 3) -> Figure:
-    """One photo in every output mode of ``RMBG.compose`` (``image`` only with ``bg_image``)."""
-    from RMBG.compose import MODES
-    from RMBG.removal import Remover, to_rgb
+    """One photo in every output mode of ``RMBG.removal.compose`` (``image`` only with ``bg_image``)."""
+    from RMBG.removal.compose import MODES
+    from RMBG.removal.pipeline import Remover, to_rgb
 
     modes = [m for m in (modes or MODES) if m != "image" or bg_image is not None]
     image = to_rgb(photo)
@@ -175,7 +176,7 @@ def mode_grid(photo, model=None, modes: Sequence[str] | None = None, bg_color: s
 
 def refine_grid(photo, model=None, methods: Sequence[str] = ("none", "guided"), crop: float = 0.35) -> Figure:
     """The mask of ``photo`` with each refinement method, whole and zoomed where the mask is least sure."""
-    from RMBG.removal import Remover, to_rgb
+    from RMBG.removal.pipeline import Remover, to_rgb
 
     image = to_rgb(photo)
     masks = list(zip(methods, alphas(image, model, methods)))
@@ -226,7 +227,7 @@ def original_comparison(model=None, data_root: str | os.PathLike | None = None, 
 
     Needs ``../shared/data/seed_test``; without it the figure says so.
     """
-    from RMBG.imageio import list_images
+    from RMBG.images.io import list_images
 
     root = Path(data_root) if data_root is not None else shared_data_dir()
     folder = root / ORIGINAL_SET if root is not None else None

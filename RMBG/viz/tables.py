@@ -1,8 +1,8 @@
 """The notebooks' tables (pandas DataFrames) and printable summaries of checks, reports and presets.
 
 Nothing here computes a result: each function reads what another module
-made (a ``Preprocess.check`` report, an ``RMBG.evaluate`` report folder, the
-presets of ``RMBG.presets``, an ``RMBG.bench`` run) and lays it out.
+made (a ``Preprocess.check`` report, an ``RMBG.evaluation.evaluate`` report folder, the
+presets of ``RMBG.training.presets``, an ``RMBG.evaluation.bench`` run) and lays it out.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Metrics shown by :func:`metric_table` unless asked otherwise (see ``RMBG.metrics``).
+#: Metrics shown by :func:`metric_table` unless asked otherwise (see ``RMBG.evaluation.metrics``).
 TABLE_KEYS = ("mae", "max_f", "mean_f", "weighted_f", "s_measure", "max_e", "iou", "seconds_per_image")
 #: Preset fields shown by :func:`preset_table`.
 PRESET_COLUMNS = ("image_size", "crop_size", "batch", "lr", "epochs", "split", "steps_per_epoch", "loss",
@@ -86,7 +86,7 @@ def metric_table(
     per_category: bool = False,
     keys: Sequence[str] = TABLE_KEYS,
 ) -> "pd.DataFrame":
-    """An evaluation report (the dict ``RMBG.evaluate.evaluate`` returns, its
+    """An evaluation report (the dict ``RMBG.evaluation.evaluate.evaluate`` returns, its
     ``report.json`` or its folder) as a table: one row per model, or per model
     and category with ``per_category=True``; lower is better only for ``mae``
     and ``seconds_per_image``."""
@@ -118,10 +118,10 @@ def per_image_table(report_dir: str | os.PathLike, worst: int = 5, model: str | 
 
 
 def benchmark(data_dir, model, peers: Sequence, n: int = 50, batch_size: int = 8) -> str:
-    """``RMBG.bench`` of ``model`` against the first of ``peers``, as printable text (a note when none)."""
+    """``RMBG.evaluation.bench`` of ``model`` against the first of ``peers``, as printable text (a note when none)."""
     if not peers:
         return "no peer model found (../shared/peers/u2netp.onnx): benchmark skipped"
-    from RMBG.bench import bench, format_result
+    from RMBG.evaluation.bench import bench, format_result
 
     return format_result(bench(data_dir, model, peers[0], n=n, batch_size=batch_size, progress=False))
 
@@ -130,10 +130,10 @@ def benchmark(data_dir, model, peers: Sequence, n: int = 50, batch_size: int = 8
 # Presets
 # ---------------------------------------------------------------------------
 def preset_table(arch: str = "u2netp", columns: Sequence[str] = PRESET_COLUMNS) -> "pd.DataFrame":
-    """The presets table of ``RMBG.presets`` for ``arch`` (its overrides applied), one row per preset."""
+    """The presets table of ``RMBG.training.presets`` for ``arch`` (its overrides applied), one row per preset."""
     import pandas as pd
 
-    from RMBG.presets import get_preset, preset_names
+    from RMBG.training.presets import get_preset, preset_names
 
     rows = {name: {c: getattr(get_preset(name, arch), c) for c in columns} for name in preset_names()}
     return pd.DataFrame.from_dict(rows, orient="index")[list(columns)]

@@ -1,7 +1,7 @@
 """The training widgets: a preset selector filling editable sliders, folders, and a Train button.
 
-:class:`PresetWidgets` turns the widgets into an ``RMBG.presets.Preset`` and
-an ``RMBG.train.TrainConfig``, and trains it with live curves
+:class:`PresetWidgets` turns the widgets into an ``RMBG.training.presets.Preset`` and
+an ``RMBG.training.config.TrainConfig``, and trains it with live curves
 (:func:`RMBG.viz.curves.fit_with_curves`); in quick mode (CI) it starts on a
 run of a few steps.
 """
@@ -33,13 +33,13 @@ class PresetWidgets(WidgetPanel):
     split); moving a slider afterwards overrides that value only. A preset
     that starts from pretrained weights (``finetune``) fills the start-weights
     field with the architecture's pretrained file. :meth:`values` reads every
-    widget, :meth:`preset` gives the ``RMBG.presets.Preset`` they describe,
-    :meth:`config` the ``RMBG.train.TrainConfig`` (both through
-    :func:`RMBG.trainconfig.resolve_config`, as the CLI, so a new image size
+    widget, :meth:`preset` gives the ``RMBG.training.presets.Preset`` they describe,
+    :meth:`config` the ``RMBG.training.config.TrainConfig`` (both through
+    :func:`RMBG.training.config.resolve_config`, as the CLI, so a new image size
     moves the crop the same way) and :meth:`run` trains it with live curves
     (the button runs it into the output under the widgets).
 
-    Outside quick mode the widgets start on ``RMBG.presets.NOTEBOOK_PRESET``
+    Outside quick mode the widgets start on ``RMBG.training.presets.NOTEBOOK_PRESET``
     (``quick-finetune``: a few minutes that visibly improve the pretrained
     model). In quick mode (``RMBG.constants.quick_mode()``, set in CI) they
     start on :data:`QUICK_PRESET` with :data:`QUICK_OVERRIDES`, a run of a
@@ -57,8 +57,8 @@ class PresetWidgets(WidgetPanel):
     ):
         import ipywidgets as w
 
-        from RMBG.archs import ALIASES, arch_names
-        from RMBG.presets import NOTEBOOK_PRESET, PRESETS, SLIDERS
+        from RMBG.models.archs import ALIASES, arch_names
+        from RMBG.training.presets import NOTEBOOK_PRESET, PRESETS, SLIDERS
 
         self.presets = dict(presets) if presets is not None else dict(PRESETS)
         self.quick = quick_mode() if quick is None else bool(quick)
@@ -111,8 +111,8 @@ class PresetWidgets(WidgetPanel):
     # filling and reading ------------------------------------------------
     def _base(self):
         """The chosen preset for the chosen architecture, before the widgets' changes."""
-        from RMBG.presets import PRESETS
-        from RMBG.trainconfig import base_preset
+        from RMBG.training.config import base_preset
+        from RMBG.training.presets import PRESETS
 
         name = self.preset_box.value
         if name in PRESETS and self.presets[name] is PRESETS[name]:
@@ -121,8 +121,8 @@ class PresetWidgets(WidgetPanel):
 
     def _fill(self, change=None) -> None:
         """Copy the chosen preset's values (for the chosen architecture) into the sliders,
-        and its start weights (:func:`RMBG.trainconfig.default_start`) into the init field."""
-        from RMBG.trainconfig import default_start
+        and its start weights (:func:`RMBG.training.config.default_start`) into the init field."""
+        from RMBG.training.config import default_start
 
         preset = self._base()
         for field in SLIDER_FIELDS:
@@ -139,7 +139,7 @@ class PresetWidgets(WidgetPanel):
         self._describe()
 
     def _describe(self) -> None:
-        from RMBG.archs import get_spec
+        from RMBG.models.archs import get_spec
 
         text = f"<i>{getattr(self._base(), 'description', '')}</i>"
         changes = get_spec(self.arch.value).preset_overrides.get(self.preset_box.value, {})
@@ -175,15 +175,15 @@ class PresetWidgets(WidgetPanel):
         return changes
 
     def preset(self):
-        """The ``RMBG.presets.Preset`` the widgets describe (validated; the crop follows the image size)."""
-        from RMBG.trainconfig import resolve_preset
+        """The ``RMBG.training.presets.Preset`` the widgets describe (validated; the crop follows the image size)."""
+        from RMBG.training.config import resolve_preset
 
         return resolve_preset(self._base(), self.arch.value, **self.overrides())
 
     def config(self, **changes):
-        """The ``RMBG.train.TrainConfig`` for these values (``changes`` override its fields), made by
-        :func:`RMBG.trainconfig.resolve_config` as the CLI makes its own."""
-        from RMBG.trainconfig import resolve_config
+        """The ``RMBG.training.config.TrainConfig`` for these values (``changes`` override its fields), made by
+        :func:`RMBG.training.config.resolve_config` as the CLI makes its own."""
+        from RMBG.training.config import resolve_config
 
         values = self.values()
         if not values["data"] or not values["out"]:

@@ -131,7 +131,7 @@ class EvaluateWidgets(WidgetPanel):
         """Evaluate what the fields say: show the table, PR curves and gallery; returns the report."""
         from IPython.display import display
 
-        from RMBG.evaluate import EvaluationError, evaluate
+        from RMBG.evaluation.evaluate import EvaluationError, evaluate
 
         out = Path(self.out_dir.value.strip())
         try:
@@ -169,8 +169,8 @@ class RemoveWidgets(WidgetPanel):
                  refine: str = "none", bg_image=None, draw: bool = True):
         import ipywidgets as w
 
-        from RMBG.compose import MODES
-        from RMBG.edges import REFINE_METHODS
+        from RMBG.removal.compose import MODES
+        from RMBG.removal.edges import REFINE_METHODS
 
         self.photos = [Path(p) for p in photos]
         if not self.photos:
@@ -195,8 +195,8 @@ class RemoveWidgets(WidgetPanel):
             self.redraw()
 
     def _remover(self):
-        """The :class:`RMBG.removal.Remover` of the model, made on first use."""
-        from RMBG.removal import Remover
+        """The :class:`RMBG.removal.pipeline.Remover` of the model, made on first use."""
+        from RMBG.removal.pipeline import Remover
 
         if self.remover is None:
             self.remover = Remover(self.model)
@@ -204,7 +204,7 @@ class RemoveWidgets(WidgetPanel):
 
     def _mask(self) -> tuple[np.ndarray, np.ndarray]:
         """The current photo (RGB) and its full-size alpha with the current refinement."""
-        from RMBG.removal import to_rgb
+        from RMBG.removal.pipeline import to_rgb
 
         key = self.image.value
         if key not in self._small:
@@ -215,7 +215,7 @@ class RemoveWidgets(WidgetPanel):
 
     def result(self) -> Image.Image:
         """The output picture for the current choices (what ``remove_background`` returns)."""
-        from RMBG.removal import Remover
+        from RMBG.removal.pipeline import Remover
 
         image, mask = self._mask()
         return Remover.compose(image, mask, self.mode.value, bg_color=self.bg_color.value, bg_image=self.bg_image)

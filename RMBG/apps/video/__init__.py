@@ -1,0 +1,1 @@
+"""Video: files with their sound, raw frame streams, temporal smoothing, test clips."""

@@ -1,0 +1,82 @@
+"""``rmbg serve``: an HTTP API and a small web page over the removal pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import uvicorn
+
+from RMBG.apps.server.routes import (
+    API_KEY_HEADER,
+    DEFAULT_HOST,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_UPLOAD_MB,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT_S,
+    LOOPBACK_HOSTS,
+    create_app,
+    log,
+)
+from RMBG.apps.server.work import Models, WorkPool
+from RMBG.removal.pipeline import Remover
+from RMBG.runtime.engines import DEFAULT_RUNTIME, KERAS_RUNTIMES
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m RMBG serve",
+                                     description="Serve background removal over HTTP (API, OpenAPI docs, web page).")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default loopback only)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument("--model", action="append", metavar="FILE",
+                        help="model file to serve (.keras, .tflite, .onnx); repeat for several, the first is the "
+                        "default; default: the shipped model")
+    parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=DEFAULT_RUNTIME,
+                        help="how .keras models run (as in `remove`)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="requests worked on at once (default: the number of cores)")
+    parser.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE,
+                        help=f"requests that may wait for a worker; more get 503 (default {DEFAULT_MAX_QUEUE})")
+    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+                        help=f"largest request body in MB; larger get 413 (default {DEFAULT_MAX_UPLOAD_MB})")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                        help=f"seconds a request may take; longer get 504 (default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument("--api-key", help=f"require this key in the {API_KEY_HEADER} header of /api/ requests "
+                        "(or set RMBG_API_KEY)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    api_key = args.api_key or os.environ.get("RMBG_API_KEY") or None
+    try:
+        if args.max_upload_mb <= 0:
+            raise ValueError(f"--max-upload-mb {args.max_upload_mb:g}: must be positive")
+        pool = WorkPool(args.workers, args.max_queue, args.timeout)
+    except ValueError as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        models = Models([Remover(path, runtime=args.runtime) for path in (args.model or [None])])
+        models.warm_up()
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        print(f"serve: cannot load the model: {exc}", file=sys.stderr)
+        return 2
+    if args.host not in LOOPBACK_HOSTS and api_key is None:
+        log.warning("listening on %s without --api-key: anyone who can reach this port can use it", args.host)
+    app = create_app(models, pool, int(args.max_upload_mb * 2**20), api_key)
+    log.info("serving %s on http://%s:%d (%d workers, %d waiting at most)", ", ".join(models.names), args.host,
+             args.port, pool.workers, pool.max_queue)
+    config = uvicorn.Config(app, host=args.host, port=args.port, access_log=False, log_level="warning",
+                            limit_concurrency=max(64, 4 * pool.capacity), timeout_keep_alive=5)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        pool.shutdown()
+    return 0
