@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from pathlib import Path
 
@@ -10,6 +9,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from ci_skips import in_ci, unexpected_skips  # noqa: E402
 
 from RMBG.constants import peer_model_path, shared_data_dir  # noqa: E402
 
@@ -59,22 +60,6 @@ def teacher_u2net() -> Path:
 # ---------------------------------------------------------------------------
 # CI cannot pass hollow: ../shared must be there, and only listed tests may skip
 # ---------------------------------------------------------------------------
-#: Tests CI may skip (``fnmatch`` patterns of node ids) and why each may; every other skip fails a CI run.
-CI_ALLOWED_SKIPS = {
-}
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def unexpected_skips(skips: list[tuple[str, str]], allowed=None) -> list[str]:
-    """The skipped ``(node id, reason)`` pairs that no pattern of ``allowed`` names, as lines."""
-    allowed = CI_ALLOWED_SKIPS if allowed is None else allowed
-    return [f"{node}: {reason}" for node, reason in skips
-            if not any(fnmatch.fnmatch(node, pattern) for pattern in allowed)]
-
-
 def pytest_sessionstart(session):
     if in_ci() and shared_data_dir() is None:
         pytest.exit("CI=true but ../shared/data is missing: most tests would skip (set RMBG_DATA or lay "
