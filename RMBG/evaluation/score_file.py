@@ -67,6 +67,8 @@ class ScoreTable:
             raise ScoreFileError(
                 f"{self.name}: {n} photos but {len(self.categories)} categories, MAE of shape {mae.shape}, "
                 f"F curves of shape {curves.shape} (expected ({n},) and ({n}, {CURVE_LENGTH}))")
+        if self.digests is not None and len(self.digests) != n:
+            raise ScoreFileError(f"{self.name}: {n} photos but {len(self.digests)} file hashes")
         if len(set(map(str, self.images))) != n:
             raise ScoreFileError(f"{self.name}: a photo name appears twice")
         if not (np.all(np.isfinite(mae)) and np.all(np.isfinite(curves))):
@@ -128,7 +130,7 @@ def model_names(path: str | Path) -> list[str]:
 
 def _load(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
-        hint = " (evaluate writes it; an evaluation older than this file has none: run evaluate again)"
+        hint = " (evaluate writes it; evaluations made before it existed have none: run evaluate again)"
         raise ScoreFileError(f"{path}: not found{hint}")
     try:
         with np.load(path, allow_pickle=False) as data:
