@@ -19,6 +19,7 @@ COMMANDS = {
     "train": "train or fine-tune a model with a preset",
     "blend": "blend a fine-tuned model's weights with its start's (WiSE-FT)",
     "evaluate": "score models and peers on a prepared dataset",
+    "compare": "the shipping rule: may a candidate replace the default? (two evaluations; exit 0 yes, 1 no)",
     "bench": "time our model against a peer, end to end",
     "remove": "remove backgrounds from images, folders or globs",
     "beam": "remove backgrounds on Apache Beam (local runner, Dataflow, Flink, Spark)",

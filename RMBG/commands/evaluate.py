@@ -81,6 +81,6 @@ def main(argv: list[str] | None = None) -> int:
           + (f" (split {args.split})" if args.split else ""))
     print(summary_table(report, kinds))
     skipped = len(run["skipped_or_warned"])
-    print(f"\nreport: {args.out / 'report.json'}  (also per_image.csv, pr_curve.png, gallery.png"
+    print(f"\nreport: {args.out / 'report.json'}  (also per_image.csv, per_image_curves.npz, pr_curve.png, gallery.png"
           + (f"; {skipped} warnings, listed in run.json)" if skipped else ")"))
     return 0

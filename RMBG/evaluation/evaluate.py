@@ -17,7 +17,9 @@ The report folder gets:
 * ``report.json``: ``{"images": N, "models": {NAME: {"summary": {...},
   "per_category": {CAT: {...}}}}}`` with the keys of
   :data:`RMBG.evaluation.metrics.METRIC_KEYS` plus ``seconds_per_image``;
-* ``per_image.csv`` (one row per image and model), ``run.json`` (inputs,
+* ``per_image.csv`` (one row per image and model), ``per_image_curves.npz``
+  (each model's per-image MAE and F curves, full precision, keyed by model and
+  photo: :mod:`RMBG.evaluation.score_file`; what ``rmbg compare`` reads), ``run.json`` (inputs,
   model digests, what was skipped and why), ``pr_curve.png`` (one curve a
   model) and ``gallery.png`` (worst and best photos by our first model's MAE:
   image | ground truth | each model's mask);
@@ -55,6 +57,7 @@ from RMBG.evaluation.metrics import (
     score_image,
     summarize_by,
 )
+from RMBG.evaluation.score_file import CURVES_NAME, write_curves
 from RMBG.images.dataset import INDEX_NAME, read_index
 from RMBG.images.io import (
     ImageReadError,
@@ -405,6 +408,9 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(out_dir / "report.json", report)
     _write_per_image(out_dir / "per_image.csv", entries, scored)
+    write_curves(out_dir / CURVES_NAME,
+                 {e.name: (e.kind, [x.mae for x in e.scores], [x.f_curve for x in e.scores]) for e in entries},
+                 [s.image.name for s in scored], categories, digests, split, str(Path(data_dir).resolve()))
     from RMBG.evaluation.report_figures import plot_gallery, plot_pr_curves
 
     plot_pr_curves(entries, {n: m["summary"]["max_f"] for n, m in report["models"].items()},

@@ -1,0 +1,69 @@
+"""``rmbg compare``: the shipping rule (issue 38) between two evaluation outputs; exit 0 accept, 1 refuse.
+
+``python -m RMBG compare --default REPORT_DIR --candidate REPORT_DIR`` reads each
+evaluation's ``per_image_curves.npz`` (written by ``rmbg evaluate``; a report
+folder or the file itself) and runs :func:`RMBG.evaluation.shipping_rule.shipping_rule`.
+No model runs. When an output holds several models, ``--default-model`` /
+``--candidate-model`` name the one to use (both may come from one evaluation).
+Exit status: 0 the candidate may replace the default, 1 refused, 2 bad options
+or inputs that cannot be compared (missing file, other photos, other split).
+
+A verb of its own rather than ``evaluate --compare``: it runs no model and
+takes two outputs instead of a dataset, and its exit status is the verdict,
+so a script or CI step can gate on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from RMBG.evaluation.score_file import ScoreFileError, read_scores
+from RMBG.evaluation.shipping_rule import CONFIDENCE, DRAWS, SEED, shipping_rule
+from RMBG.images.io import write_atomic
+
+ACCEPT, REFUSE, BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m RMBG compare",
+        description="The shipping rule: may the candidate replace the default? (exit 0 yes, 1 no, 2 bad input)")
+    parser.add_argument("--default", required=True, type=Path, metavar="REPORT",
+                        help="the current default's evaluation (report folder or per_image_curves.npz)")
+    parser.add_argument("--candidate", required=True, type=Path, metavar="REPORT",
+                        help="the candidate's evaluation, on the same photos (the validation part)")
+    parser.add_argument("--default-model", default=None, metavar="NAME",
+                        help="which model of --default (needed when it holds several)")
+    parser.add_argument("--candidate-model", default=None, metavar="NAME",
+                        help="which model of --candidate (needed when it holds several)")
+    parser.add_argument("--draws", type=int, default=DRAWS, help=f"bootstrap resamples (default {DRAWS})")
+    parser.add_argument("--confidence", type=float, default=CONFIDENCE,
+                        help=f"one-sided confidence of the noise test (default {CONFIDENCE})")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"bootstrap seed (default {SEED})")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="also write the verdict, every figure included, as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns 0 (accept), 1 (refuse) or 2 (bad options or inputs)."""
+    args = build_parser().parse_args(argv)
+    try:
+        default = read_scores(args.default, args.default_model)
+        candidate = read_scores(args.candidate, args.candidate_model)
+        verdict = shipping_rule(candidate, default, draws=args.draws, confidence=args.confidence, seed=args.seed)
+    except (ScoreFileError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    if default.split != "val":
+        print(f"note: scored on split {default.split or '(no split)'!r}; the rule is defined on the "
+              f"validation part (evaluate --split val)", file=sys.stderr)
+    print(verdict.table())
+    if args.json is not None:
+        text = json.dumps({"default_scores": default.source, "candidate_scores": candidate.source,
+                           "split": default.split, **verdict.as_dict()}, indent=2)
+        write_atomic(args.json, lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
+    return ACCEPT if verdict.accept else REFUSE
