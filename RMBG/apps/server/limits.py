@@ -158,13 +158,13 @@ async def read_body(receive, limits: ClientLimits) -> bytes | None:
             message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.001))
         except TimeoutError:
             now = loop.time()
-            if now - last >= limits.body_timeout_s:
-                reason = f"no byte of the body came for {limits.body_timeout_s:g} s (--body-timeout)"
-            elif now - start >= limits.body_total_s:
-                reason = f"the body did not arrive within {limits.body_total_s:g} s (--timeout)"
+            got = f"{size} bytes in {now - start:.1f} s, the last byte {now - last:.1f} s ago"
+            if now - start >= limits.body_total_s:
+                why = f"an upload must arrive within {limits.body_total_s:g} s (--timeout)"
             else:
-                reason = f"the body came at under {limits.min_body_rate:g} bytes/s"
-            raise ApiError(408, "upload too slow", f"{reason}; {size} bytes in {now - start:.1f} s") from None
+                why = (f"an upload may not pause for {limits.body_timeout_s:g} s nor average under "
+                       f"{limits.min_body_rate:g} bytes/s after that (--body-timeout)")
+            raise ApiError(408, "upload too slow", f"the body came too slowly ({got}); {why}") from None
         if message["type"] == "http.disconnect":
             return None
         chunk = message.get("body", b"")

@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 #: What a slow upload declares: a body of this many bytes (under the server's default limit).
-DECLARED_BYTES = 2**20
+DECLARED_BYTES = 2**19
 
 BOUNDARY = "slowclientboundary"
 
@@ -45,7 +45,8 @@ BODY_START = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; fil
 
 def open_upload(port: int, source: str = "127.0.0.1", body: bytes = BODY_START, length: int | None = DECLARED_BYTES,
                 headers: dict | None = None, timeout: float = 10.0) -> socket.socket:
-    """A connection to ``127.0.0.1:port`` from ``source`` that has sent a head and ``body`` (nothing more)."""
+    """A connection to ``127.0.0.1:port`` from ``source`` that has sent a head and ``body`` (nothing more;
+    ``body`` goes as it is, so with ``length=None`` it must be framed in chunks already)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
     sock.sendall(upload_head(port, length, headers=headers) + body)
     return sock
