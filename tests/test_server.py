@@ -48,11 +48,11 @@ API_KEY = "correct horse battery staple"
 # Servers and photos
 # ---------------------------------------------------------------------------
 class Server:
-    def __init__(self, args: list[str], log: Path):
+    def __init__(self, args: list[str], log: Path, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self.process = start_server(["--port", str(self.port), *args], log, cwd=PROJECT_ROOT)
+        self.process = start_server(["--port", str(self.port), *args], log, cwd=PROJECT_ROOT, env=env)
         try:
             wait_healthy(self.url, self.process, START_TIMEOUT_S)
         except RuntimeError as exc:

@@ -54,10 +54,11 @@ def multipart(fields: dict | None = None, files: dict | None = None) -> tuple[by
 
 
 def request(base: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-            query: dict | None = None, timeout: float = 60.0) -> Reply:
-    """One request to ``base`` (``http://host:port``) on a fresh connection."""
+            query: dict | None = None, timeout: float = 60.0, source: str | None = None) -> Reply:
+    """One request to ``base`` (``http://host:port``) on a fresh connection (from the address ``source``)."""
     parts = urlsplit(base)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     try:
         conn.request(method, path + (f"?{urlencode(query)}" if query else ""), body=body, headers=headers or {})
         answer = conn.getresponse()
@@ -68,15 +69,18 @@ def request(base: str, method: str, path: str, body: bytes | None = None, header
 
 def post_photo(base: str, data: bytes, path: str = "/api/remove", fields: dict | None = None,
                files: dict | None = None, headers: dict | None = None, query: dict | None = None,
-               timeout: float = 60.0) -> Reply:
+               timeout: float = 60.0, source: str | None = None) -> Reply:
     """``POST`` a photo as the multipart field ``file`` (plus ``fields`` and other ``files``)."""
     body, content_type = multipart(fields, {"file": ("photo.jpg", data), **(files or {})})
-    return request(base, "POST", path, body, {"Content-Type": content_type, **(headers or {})}, query, timeout)
+    return request(base, "POST", path, body, {"Content-Type": content_type, **(headers or {})}, query, timeout,
+                   source)
 
 
-def start_server(args: list[str], log_path: Path, cwd: Path | None = None, command: list[str] | None = None):
-    """``python -m RMBG serve ARGS`` (or ``command``) in a subprocess, its output going to ``log_path``."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+def start_server(args: list[str], log_path: Path, cwd: Path | None = None, command: list[str] | None = None,
+                 env: dict | None = None):
+    """``python -m RMBG serve ARGS`` (or ``command``) in a subprocess, its output going to ``log_path``
+    (``env``: variables to set besides the current ones)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", **(env or {}))
     log = open(log_path, "wb")
     try:
         return subprocess.Popen(command or [sys.executable, "-m", "RMBG", "serve", *args], cwd=cwd, env=env,

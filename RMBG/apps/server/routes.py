@@ -4,6 +4,7 @@
 
     python -m RMBG serve [--host 127.0.0.1] [--port 7000] [--model FILE ...] [--workers N]
                          [--max-queue N] [--max-upload-mb N] [--timeout S] [--api-key KEY]
+                         [--max-connections N] [--per-client N] [--body-timeout S]
 
 Endpoints (FastAPI on uvicorn):
 
@@ -13,13 +14,17 @@ Endpoints (FastAPI on uvicorn):
   (true by default; false composes the photo's own colours at soft edges) and
   ``model`` as form fields or query parameters. Answers the picture with its content type.
 * ``GET /api/models``: the models this server was started with, the modes,
-  formats and refinements; ``GET /health``: 200 with the loaded models;
+  formats and refinements; ``GET /health``: 200 with the loaded models and
+  the connections open, uploads being received, requests queued and running;
   ``GET /docs``: the OpenAPI page; ``GET /``: a page to try it in a browser.
 
-Uploads are read into memory (never a file named by the client), bounded by
-``--max-upload-mb`` (413); pictures over the CLI's pixel limit get 413 too.
-The work runs in ``--workers`` threads with ``--max-queue`` requests waiting at
-most (then 503 with ``Retry-After`` at once), each within ``--timeout`` (504).
+Uploads are read into memory (never a file named by the client) by
+:class:`RMBG.apps.server.limits.BodyGate` before a request takes a place in the
+pool: bounded by ``--max-upload-mb`` (413), ``--body-timeout`` (408),
+``--max-connections`` and ``--per-client`` (503 with ``Retry-After``);
+pictures over the CLI's pixel limit get 413 too. The work runs in
+``--workers`` threads with ``--max-queue`` requests waiting at most (then 503
+with ``Retry-After`` at once), each within ``--timeout`` (504).
 With ``--api-key`` every ``/api/`` request needs the header ``X-API-Key``
 (401 without; compared in constant time); ``/``, ``/health`` and ``/docs``
 stay open. Every error is JSON ``{"error": ..., "detail": ...}``, and every
@@ -28,7 +33,6 @@ request is logged in one line (method, path, status, bytes, ms).
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import time
@@ -36,11 +40,12 @@ from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from RMBG.apps.server.limits import BodyGate, ClientLimits, Traffic, json_error
 from RMBG.apps.server.page import PAGE
 from RMBG.apps.server.work import ApiError, Models, Options, WorkPool, choices
 from RMBG.removal.compose import MODES
@@ -56,7 +61,7 @@ DEFAULT_MAX_QUEUE = 16
 
 DEFAULT_MAX_UPLOAD_MB = 20
 
-#: Seconds a request may take, upload and work together, before it gets 504 (or 408 for a slow upload).
+#: Seconds the work of a request may take before it gets 504 (and its upload before it gets 408).
 DEFAULT_TIMEOUT_S = 60.0
 
 #: The header that carries the key of ``--api-key``.
@@ -87,37 +92,6 @@ def check_key(request, api_key: str | None) -> None:
         raise ApiError(401, "unauthorized", f"this server needs an API key in the {API_KEY_HEADER} header")
     if not hmac.compare_digest(given.encode("utf-8"), api_key.encode("utf-8")):
         raise ApiError(401, "unauthorized", f"the {API_KEY_HEADER} header does not hold this server's key")
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "upload too large", f"the request body is over {limit / 2**20:g} MB (--max-upload-mb)")
-
-
-def check_declared_size(request, limit: int) -> None:
-    """413 at once when the request says its body is over ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-
-
-async def read_body(request, limit: int, timeout_s: float) -> bytes:
-    """The request body in memory, at most ``limit`` bytes (413) within ``timeout_s`` (408)."""
-    chunks: list[bytes] = []
-    size = 0
-
-    async def collect() -> None:
-        nonlocal size
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-
-    try:
-        await asyncio.wait_for(collect(), timeout_s)
-    except asyncio.TimeoutError:
-        raise ApiError(408, "upload too slow", f"the request body did not arrive within {timeout_s:g} s") from None
-    return b"".join(chunks)
 
 
 async def parse_form(headers, body: bytes) -> dict:
@@ -153,15 +127,12 @@ def upload_of(fields: dict, name: str) -> bytes | None:
     return value
 
 
-def error_body(error: str, detail: str) -> dict:
-    return {"error": error, "detail": detail}
-
-
 # ---------------------------------------------------------------------------
 # One log line per request
 # ---------------------------------------------------------------------------
 class RequestLog:
-    """ASGI middleware: logs ``METHOD PATH STATUS BYTES MS`` once per HTTP request."""
+    """ASGI middleware: logs ``METHOD PATH STATUS BYTES MS`` once per HTTP request (499: the client went away
+    before an answer)."""
 
     def __init__(self, app):
         self.app = app
@@ -170,7 +141,7 @@ class RequestLog:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start = time.perf_counter()
-        seen = {"status": 500, "bytes": 0}
+        seen = {"status": 499, "bytes": 0}
 
         async def counting_send(message):
             if message["type"] == "http.response.start":
@@ -181,6 +152,9 @@ class RequestLog:
 
         try:
             await self.app(scope, receive, counting_send)
+        except BaseException:
+            seen["status"] = 500 if seen["status"] == 499 else seen["status"]
+            raise
         finally:
             log.info("%s %s %d %dB %.0fms", scope["method"], scope["path"], seen["status"], seen["bytes"],
                      (time.perf_counter() - start) * 1000)
@@ -216,28 +190,35 @@ def _remove_openapi() -> dict:
     }
 
 
-def create_app(models: Models, pool: WorkPool, max_upload_bytes: int, api_key: str | None = None):
-    """The FastAPI app serving ``models`` through ``pool``."""
-    app = FastAPI(title="RMBG", summary="Background removal", version="1")
-    app.add_middleware(RequestLog)
-    app.state.models, app.state.pool = models, pool
+def create_app(models: Models, pool: WorkPool, limits: ClientLimits, api_key: str | None = None):
+    """The FastAPI app serving ``models`` through ``pool``, its uploads within ``limits``.
 
-    def answer(exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.error, exc.detail), status_code=exc.status, headers=exc.headers)
+    ``app.state.traffic`` counts its connections (for :func:`RMBG.apps.server.limits.guarded_h11`).
+    """
+    app = FastAPI(title="RMBG", summary="Background removal", version="1")
+    traffic = Traffic(limits)
+
+    def check_upload(scope) -> None:  # before a body is read: no key, no upload
+        if scope["path"].startswith("/api/"):
+            check_key(Request(scope), api_key)
+
+    app.add_middleware(BodyGate, traffic=traffic, check=check_upload)
+    app.add_middleware(RequestLog)
+    app.state.models, app.state.pool, app.state.traffic = models, pool, traffic
 
     @app.exception_handler(ApiError)
     async def on_api_error(request, exc: ApiError):
-        return answer(exc)
+        return json_error(exc)
 
     @app.exception_handler(HTTPException)
     async def on_http_error(request, exc: HTTPException):
-        return answer(ApiError(exc.status_code, HTTPStatus(exc.status_code).phrase.lower(), str(exc.detail),
+        return json_error(ApiError(exc.status_code, HTTPStatus(exc.status_code).phrase.lower(), str(exc.detail),
                                dict(exc.headers or {})))
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request, exc: RequestValidationError):
         problems = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in exc.errors())
-        return answer(ApiError(422, "invalid request", problems))
+        return json_error(ApiError(422, "invalid request", problems))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
@@ -247,7 +228,8 @@ def create_app(models: Models, pool: WorkPool, max_upload_bytes: int, api_key: s
     async def health():
         """200 while the server serves, with its models and how busy its pool is."""
         return {"status": "ok", "models": models.names, "workers": pool.workers, "max_queue": pool.max_queue,
-                "busy": pool.admitted}
+                "busy": pool.admitted, "connections": traffic.open, "reading": traffic.reading,
+                "reading_clients": traffic.clients, "queued": pool.queued, "running": pool.running}
 
     @app.get("/api/models")
     async def list_models(request: Request):
@@ -259,10 +241,9 @@ def create_app(models: Models, pool: WorkPool, max_upload_bytes: int, api_key: s
     async def remove(request: Request):
         """Remove the background of the photo in the field ``file``."""
         check_key(request, api_key)
-        check_declared_size(request, max_upload_bytes)
-        slot = pool.admit()
+        slot = None
         try:
-            body = await read_body(request, max_upload_bytes, pool.timeout_s)
+            body = await request.body()  # already in memory: BodyGate read it, in time and within the limit
             fields = await parse_form(request.headers, body)
             del body
             data = upload_of(fields, "file")
@@ -271,6 +252,7 @@ def create_app(models: Models, pool: WorkPool, max_upload_bytes: int, api_key: s
             background = upload_of(fields, "background")
             values = {name: fields.get(name) or request.query_params.get(name) for name in OPTION_NAMES}
             options = Options.parse(values, models.removers, background is not None)
+            slot = pool.admit()  # a place in the pool only for a whole, well-formed request
             picture = await pool.run(slot, models.render, data, background, options)
         except ApiError:
             raise
@@ -280,7 +262,7 @@ def create_app(models: Models, pool: WorkPool, max_upload_bytes: int, api_key: s
             log.exception("POST /api/remove failed")
             raise ApiError(500, "internal error", f"the picture could not be processed ({type(exc).__name__})") from None
         finally:
-            if not slot.started:
+            if slot is not None and not slot.started:
                 slot.release()
         return Response(picture, media_type=options.content_type)
 

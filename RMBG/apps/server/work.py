@@ -180,6 +180,7 @@ class WorkPool:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rmbg-work")
         self._lock = threading.Lock()
         self._admitted = 0
+        self._running = 0
         self._mean_s = 1.0  # running mean of a job's time, for Retry-After
 
     def _release(self) -> None:
@@ -188,7 +189,18 @@ class WorkPool:
 
     @property
     def admitted(self) -> int:
+        """Requests holding a place: waiting for a worker or being worked on."""
         return self._admitted
+
+    @property
+    def running(self) -> int:
+        """Jobs a worker is on (one past its timeout included, until it ends)."""
+        return self._running
+
+    @property
+    def queued(self) -> int:
+        """Requests admitted and waiting for a worker."""
+        return max(0, self._admitted - self._running)
 
     def retry_after(self) -> int:
         """Seconds after which a refused client may try again: about the time to drain the queue."""
@@ -206,11 +218,15 @@ class WorkPool:
         return Slot(self)
 
     def _timed(self, job, *args):
+        with self._lock:
+            self._running += 1
         start = time.perf_counter()
         try:
             return job(*args)
         finally:
             self._mean_s = 0.8 * self._mean_s + 0.2 * (time.perf_counter() - start)
+            with self._lock:
+                self._running -= 1
 
     async def run(self, slot: Slot, job, *args):
         """``job(*args)`` in a worker thread within the per-request timeout (504 past it).
