@@ -16,8 +16,17 @@ with box filters:
   at full size, then ``F = F2 + a (I - a F2 - (1 - a) B2)``, which puts back
   the photo's own detail and leaves opaque pixels exactly as they were.
 
-Pass 2 runs only in the tiles of the picture that hold soft pixels (with a
-margin of the window), so a large photo whose soft band is a thin line costs
+The band where ``F`` is estimated is not only the mask's own soft pixels: a
+mask predicted at the model's small size is sharper than the true edge and
+may sit a model pixel or two off it, so the old background also shows just
+inside the mask's opaque part. The mask is first *spread*, box-blurred over
+``FOREGROUND_SPREAD_MODEL_PX`` of the model's input pixels (scaled to the
+photo: ``longer side / model_side`` photo pixels each), and both passes use
+that spread alpha; only the colours change, the cut-out keeps the mask's own
+alpha. ``model_side=None`` trusts the alpha as exact (a known matte).
+
+Pass 2 runs only in the tiles of the picture that hold band pixels (with a
+margin of the window), so a large photo whose band is a thin line costs
 little; pixels outside the band are returned unchanged.
 ``scripts/bench_foreground.py`` measures the spill, the colour error and the
 time against the plain composite and pymatting's ``estimate_foreground_ml``.
@@ -33,7 +42,9 @@ import numpy as np
 from RMBG.constants import (
     FOREGROUND_MIN_NARROW,
     FOREGROUND_MIN_WIDE,
+    FOREGROUND_MODEL_SIDE,
     FOREGROUND_NARROW_FRACTION,
+    FOREGROUND_SPREAD_MODEL_PX,
     FOREGROUND_TILE,
     FOREGROUND_WIDE_FRACTION,
     FOREGROUND_WORK_SIDE,
@@ -72,15 +83,26 @@ def _fuse(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray) 
     return np.clip(fg + a * (image - a * fg - (1.0 - a) * bg), 0.0, 1.0)
 
 
+def spread_width(height: int, width: int, model_side: int | None = FOREGROUND_MODEL_SIDE) -> int:
+    """The box width (odd, photo pixels) over which the mask is spread before estimation: 1 (no
+    spread) when ``model_side`` is None, else ``FOREGROUND_SPREAD_MODEL_PX`` model pixels."""
+    if model_side is None:
+        return 1
+    if int(model_side) < 1:
+        raise ValueError(f"model side {model_side}: expected the model's input size in pixels (1 or more)")
+    return max(1, round(FOREGROUND_SPREAD_MODEL_PX * max(height, width) / int(model_side))) | 1
+
+
 class _SmoothFields:
     """Pass 1's foreground and background colour fields of a photo, stored small.
 
-    They are box averages over a wide window, so they are computed at most
-    ``FOREGROUND_WORK_SIDE`` px wide; :meth:`region` samples them bilinearly
-    at full size for one region only (no full-size float copy exists).
+    They are box averages over a wide window (weighted by the spread alpha),
+    so they are computed at most ``FOREGROUND_WORK_SIDE`` px wide;
+    :meth:`region` samples them bilinearly at full size for one region only
+    (no full-size float copy exists).
     """
 
-    def __init__(self, image: np.ndarray, alpha8: np.ndarray, wide: int):
+    def __init__(self, image: np.ndarray, alpha8: np.ndarray, wide: int, spread: int):
         height, width = alpha8.shape
         # a whole shrink factor: OpenCV's area resize is several times faster for those
         scale = 1.0 / math.ceil(max(height, width) / FOREGROUND_WORK_SIDE)
@@ -89,7 +111,7 @@ class _SmoothFields:
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             alpha8 = cv2.resize(alpha8, size, interpolation=cv2.INTER_AREA)
         colour = image.astype(np.float32) / 255.0
-        weight = alpha8.astype(np.float32) / 255.0
+        weight = _spread(alpha8, max(1, round(spread * scale)) | 1)
         box = max(1, round(wide * scale))
         self.small = (_weighted_mean(colour, weight, box), _weighted_mean(colour, 1.0 - weight, box))
         self.step_y = alpha8.shape[0] / height
@@ -108,6 +130,24 @@ class _SmoothFields:
         return fg, bg
 
 
+def _spread(alpha8: np.ndarray, size: int) -> np.ndarray:
+    """``alpha8`` as float32 in [0, 1], box-blurred over ``size`` px (odd; 1 leaves it as is) and
+    rounded to 8-bit levels, so that a pixel is in the band exactly when its value is soft."""
+    alpha = alpha8.astype(np.float32) / 255.0
+    if size > 1:
+        alpha = np.rint(_box(alpha, size) * 255.0) / 255.0
+    return alpha
+
+
+def spread_band(alpha8: np.ndarray, size: int) -> np.ndarray:
+    """The pixels whose ``size``-px window of ``alpha8`` holds a value above 0 and one below 255
+    (where the spread alpha can be soft; :func:`soft_band` when ``size`` is 1), as a bool array."""
+    if size <= 1:
+        return soft_band(alpha8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
+    return (cv2.dilate(alpha8, kernel) > 0) & (cv2.erode(alpha8, kernel) < 255)
+
+
 def _tiles(band: np.ndarray, tile: int):
     """``(rows, cols)`` slices of the ``tile``-px tiles of ``band``'s grid that hold soft pixels."""
     height, width = band.shape
@@ -124,34 +164,43 @@ def _tiles(band: np.ndarray, tile: int):
                 yield slice(y, min(bottom, y + tile)), cols
 
 
-def estimate_foreground(image: np.ndarray, alpha8: np.ndarray, tile: int = FOREGROUND_TILE) -> np.ndarray:
-    """The subject's own colours of ``image`` (``HxWx3`` uint8) where ``alpha8`` (``HxW`` uint8) is soft.
+def estimate_foreground(image: np.ndarray, alpha8: np.ndarray, tile: int = FOREGROUND_TILE,
+                        model_side: int | None = FOREGROUND_MODEL_SIDE) -> np.ndarray:
+    """The subject's own colours of ``image`` (``HxWx3`` uint8) around the edge of ``alpha8`` (``HxW`` uint8).
 
-    Returns ``image`` itself when the mask has no soft pixel, else a copy in
-    which only the soft pixels (``0 < alpha < 255``) changed.
+    ``model_side`` is the input size of the model that predicted the mask: the
+    band of estimated colours is the mask's soft pixels grown by half of
+    ``FOREGROUND_SPREAD_MODEL_PX`` model pixels each way (:func:`spread_width`);
+    ``None`` estimates at the mask's own soft pixels only (a matte known to be
+    right). Returns ``image`` itself when there is no band, else a copy in
+    which only the band's pixels changed.
     """
     if alpha8.dtype != np.uint8 or alpha8.shape != image.shape[:2]:
         raise ValueError(f"alpha of shape {alpha8.shape} and dtype {alpha8.dtype}: expected uint8 "
                          f"{image.shape[0]}x{image.shape[1]}")
-    band = soft_band(alpha8)
+    height, width = alpha8.shape
+    spread = spread_width(height, width, model_side)
+    band = spread_band(alpha8, spread)
     if not band.any():
         return image
-    height, width = alpha8.shape
     wide, narrow = window_sizes(height, width)
-    fields = _SmoothFields(image, alpha8, wide)
+    fields = _SmoothFields(image, alpha8, wide, spread)
     margin = narrow // 2 + 1
+    reach = margin + spread // 2  # the spread alpha is exact over the tile and its margin
     out = image.copy()
     for rows, cols in _tiles(band, tile):
         lo_y, hi_y = max(0, rows.start - margin), min(height, rows.stop + margin)
         lo_x, hi_x = max(0, cols.start - margin), min(width, cols.stop + margin)
+        top, left = max(0, rows.start - reach), max(0, cols.start - reach)
+        wider = _spread(alpha8[top : min(height, rows.stop + reach), left : min(width, cols.stop + reach)], spread)
+        alpha = wider[lo_y - top : hi_y - top, lo_x - left : hi_x - left]
         photo = image[lo_y:hi_y, lo_x:hi_x].astype(np.float32) / 255.0
-        alpha = alpha8[lo_y:hi_y, lo_x:hi_x].astype(np.float32) / 255.0
         fg1, bg1 = fields.region(slice(lo_y, hi_y), slice(lo_x, hi_x))
         first = _fuse(photo, alpha, fg1, bg1)
         fg2 = _weighted_mean(first, alpha, narrow)
         bg2 = _weighted_mean(bg1, 1.0 - alpha, narrow)
         second = _fuse(photo, alpha, fg2, bg2)
         inner = (slice(rows.start - lo_y, rows.stop - lo_y), slice(cols.start - lo_x, cols.stop - lo_x))
-        soft = band[rows, cols]
+        soft = (alpha[inner] > 0.0) & (alpha[inner] < 1.0)
         out[rows, cols][soft] = np.rint(second[inner][soft] * 255.0).astype(np.uint8)
     return out
