@@ -96,13 +96,12 @@ def spread_width(height: int, width: int, model_side: int | None = FOREGROUND_MO
 class _SmoothFields:
     """Pass 1's foreground and background colour fields of a photo, stored small.
 
-    They are box averages over a wide window (weighted by the spread alpha),
-    so they are computed at most ``FOREGROUND_WORK_SIDE`` px wide;
-    :meth:`region` samples them bilinearly at full size for one region only
-    (no full-size float copy exists).
+    They are box averages over a wide window, so they are computed at most
+    ``FOREGROUND_WORK_SIDE`` px wide; :meth:`region` samples them bilinearly
+    at full size for one region only (no full-size float copy exists).
     """
 
-    def __init__(self, image: np.ndarray, alpha8: np.ndarray, wide: int, spread: int):
+    def __init__(self, image: np.ndarray, alpha8: np.ndarray, wide: int):
         height, width = alpha8.shape
         # a whole shrink factor: OpenCV's area resize is several times faster for those
         scale = 1.0 / math.ceil(max(height, width) / FOREGROUND_WORK_SIDE)
@@ -111,7 +110,7 @@ class _SmoothFields:
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             alpha8 = cv2.resize(alpha8, size, interpolation=cv2.INTER_AREA)
         colour = image.astype(np.float32) / 255.0
-        weight = _spread(alpha8, max(1, round(spread * scale)) | 1)
+        weight = alpha8.astype(np.float32) / 255.0
         box = max(1, round(wide * scale))
         self.small = (_weighted_mean(colour, weight, box), _weighted_mean(colour, 1.0 - weight, box))
         self.step_y = alpha8.shape[0] / height
@@ -130,22 +129,18 @@ class _SmoothFields:
         return fg, bg
 
 
-def _spread(alpha8: np.ndarray, size: int) -> np.ndarray:
-    """``alpha8`` as float32 in [0, 1], box-blurred over ``size`` px (odd; 1 leaves it as is) and
-    rounded to 8-bit levels, so that a pixel is in the band exactly when its value is soft."""
-    alpha = alpha8.astype(np.float32) / 255.0
-    if size > 1:
-        alpha = np.rint(_box(alpha, size) * 255.0) / 255.0
-    return alpha
+def spread_alpha(alpha8: np.ndarray, size: int) -> np.ndarray:
+    """``alpha8`` box-blurred over ``size`` px (odd; 1 returns it as is), in 8-bit levels: the alpha
+    the colours are estimated with."""
+    if size <= 1:
+        return alpha8
+    return cv2.blur(alpha8, (size, size), borderType=cv2.BORDER_REFLECT)
 
 
 def spread_band(alpha8: np.ndarray, size: int) -> np.ndarray:
-    """The pixels whose ``size``-px window of ``alpha8`` holds a value above 0 and one below 255
-    (where the spread alpha can be soft; :func:`soft_band` when ``size`` is 1), as a bool array."""
-    if size <= 1:
-        return soft_band(alpha8)
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    return (cv2.dilate(alpha8, kernel) > 0) & (cv2.erode(alpha8, kernel) < 255)
+    """The pixels whose colours are estimated for a mask spread over ``size`` px (:func:`spread_alpha`),
+    as a bool array: :func:`soft_band` when ``size`` is 1."""
+    return soft_band(spread_alpha(alpha8, size))
 
 
 def _tiles(band: np.ndarray, tile: int):
@@ -169,38 +164,36 @@ def estimate_foreground(image: np.ndarray, alpha8: np.ndarray, tile: int = FOREG
     """The subject's own colours of ``image`` (``HxWx3`` uint8) around the edge of ``alpha8`` (``HxW`` uint8).
 
     ``model_side`` is the input size of the model that predicted the mask: the
-    band of estimated colours is the mask's soft pixels grown by half of
-    ``FOREGROUND_SPREAD_MODEL_PX`` model pixels each way (:func:`spread_width`);
-    ``None`` estimates at the mask's own soft pixels only (a matte known to be
-    right). Returns ``image`` itself when there is no band, else a copy in
-    which only the band's pixels changed.
+    colours are estimated with the mask spread over ``FOREGROUND_SPREAD_MODEL_PX``
+    model pixels (:func:`spread_width`, :func:`spread_alpha`), in the band where
+    that is soft (the mask's soft pixels grown by half of it each way);
+    ``None`` estimates at the mask's own soft pixels with the mask itself (a
+    matte known to be right). Returns ``image`` itself when there is no band,
+    else a copy in which only the band's pixels changed.
     """
     if alpha8.dtype != np.uint8 or alpha8.shape != image.shape[:2]:
         raise ValueError(f"alpha of shape {alpha8.shape} and dtype {alpha8.dtype}: expected uint8 "
                          f"{image.shape[0]}x{image.shape[1]}")
     height, width = alpha8.shape
-    spread = spread_width(height, width, model_side)
-    band = spread_band(alpha8, spread)
+    alpha8 = spread_alpha(alpha8, spread_width(height, width, model_side))
+    band = soft_band(alpha8)
     if not band.any():
         return image
     wide, narrow = window_sizes(height, width)
-    fields = _SmoothFields(image, alpha8, wide, spread)
+    fields = _SmoothFields(image, alpha8, wide)
     margin = narrow // 2 + 1
-    reach = margin + spread // 2  # the spread alpha is exact over the tile and its margin
     out = image.copy()
     for rows, cols in _tiles(band, tile):
         lo_y, hi_y = max(0, rows.start - margin), min(height, rows.stop + margin)
         lo_x, hi_x = max(0, cols.start - margin), min(width, cols.stop + margin)
-        top, left = max(0, rows.start - reach), max(0, cols.start - reach)
-        wider = _spread(alpha8[top : min(height, rows.stop + reach), left : min(width, cols.stop + reach)], spread)
-        alpha = wider[lo_y - top : hi_y - top, lo_x - left : hi_x - left]
         photo = image[lo_y:hi_y, lo_x:hi_x].astype(np.float32) / 255.0
+        alpha = alpha8[lo_y:hi_y, lo_x:hi_x].astype(np.float32) / 255.0
         fg1, bg1 = fields.region(slice(lo_y, hi_y), slice(lo_x, hi_x))
         first = _fuse(photo, alpha, fg1, bg1)
         fg2 = _weighted_mean(first, alpha, narrow)
         bg2 = _weighted_mean(bg1, 1.0 - alpha, narrow)
         second = _fuse(photo, alpha, fg2, bg2)
         inner = (slice(rows.start - lo_y, rows.stop - lo_y), slice(cols.start - lo_x, cols.stop - lo_x))
-        soft = (alpha[inner] > 0.0) & (alpha[inner] < 1.0)
+        soft = band[rows, cols]
         out[rows, cols][soft] = np.rint(second[inner][soft] * 255.0).astype(np.uint8)
     return out
