@@ -9,6 +9,16 @@ times alpha), of our blur-fusion estimate, and of pymatting's
 scene composites each object onto another ECSSD photo instead of green (a
 cluttered background; colour error only).
 
+The scene people meet ("model's mask", ``--model-photos`` per set, 0 skips it):
+held-out photos (the default model's validation list) of people, ECSSD and
+cats put on green the same way, then cut out with the default model's OWN mask
+(``remove --mode color --bg-color "#FFFFFF"``) against the naive composite with
+that mask (``--no-foreground-estimation``); the colour error there also holds
+the mask's own error, so the colours are scored alone too
+(:func:`RMBG.evaluation.fringe.model_mask_fringe`), and the band is shown
+both grown (today) and at the mask's own soft pixels (``model_side=None``, as
+before issue 36).
+
 Time, in the same process: a shared photo and its mask upscaled to 4000x3000
 (the mask through the model's 320 px, as a prediction would be: a soft band
 about 12 px wide), composed in mode ``color`` and ``rgba`` with and without
@@ -16,7 +26,8 @@ estimation; the median of ``--repeats`` runs, and the ratio to the naive path.
 
 Usage::
 
-    python scripts/bench_foreground.py [--data ../shared/data/ecssd] [--photos 40] [--repeats 5] [--no-ml]
+    python scripts/bench_foreground.py [--data ../shared/data/ecssd] [--photos 40] [--model-photos 8]
+                                       [--repeats 5] [--no-ml]
 """
 
 from __future__ import annotations
@@ -32,11 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from RMBG.constants import shared_data_dir  # noqa: E402
-from RMBG.evaluation import fringe as FR
-from RMBG.images.io import read_image, read_mask
-from RMBG.removal.compose import compose
-from RMBG.removal.foreground import estimate_foreground
+from RMBG.constants import MODELS_DIR, shared_data_dir  # noqa: E402
+from RMBG.evaluation import fringe as FR  # noqa: E402
+from RMBG.evaluation.prompts import validation_pairs  # noqa: E402
+from RMBG.images.io import read_image, read_mask  # noqa: E402
+from RMBG.removal.compose import compose  # noqa: E402
+from RMBG.removal.foreground import estimate_foreground  # noqa: E402
 
 #: The size of the large photo, and the model's input size its mask goes through.
 LARGE = (4000, 3000)
@@ -62,9 +74,59 @@ def ml_foreground(scene: np.ndarray, alpha8: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(estimate * 255.0), 0, 255).astype(np.uint8)
 
 
-def pooled(rows: list[dict]) -> dict[str, float]:
-    pixels = sum(r["pixels"] for r in rows)
-    return {key: sum(r[key] * r["pixels"] for r in rows) / pixels for key in ("spill", "colour_error")}
+pooled = FR.pooled
+
+#: The held-out sets of the model's-mask scene.
+MODEL_SETS = ("people", "ecssd", "cats")
+
+
+class _OwnBandOnly:
+    """A remover whose colours are estimated at its mask's own soft pixels only (the band before issue 36)."""
+
+    def __init__(self, remover):
+        self.remover = remover
+
+    def __getattr__(self, name):
+        return getattr(self.remover, name)
+
+    def picture(self, image, small, mode, bg_color="#FFFFFF", foreground_estimation=True):
+        from RMBG.removal.compose import alpha_to_uint8
+
+        alpha = alpha_to_uint8(self.remover.finish(image, small))
+        return compose(image, alpha, mode, bg_color=bg_color, foreground_estimation=foreground_estimation,
+                       model_side=None)
+
+
+def model_mask(data_root: Path, per_set: int) -> None:
+    from RMBG.removal.pipeline import Remover
+
+    remover = Remover()
+    variants = {"grown band (today)": remover, "own soft pixels only": _OwnBandOnly(remover)}
+    rows: dict[str, dict[str, list]] = {name: {} for name in variants}
+    count = 0
+    for set_name in MODEL_SETS:
+        for image_path, mask_path in validation_pairs(data_root, set_name, MODELS_DIR / "rmbg-default-val.txt",
+                                                      per_set):
+            photo = read_image(image_path)
+            truth = cv2.resize(read_mask(mask_path), (photo.shape[1], photo.shape[0]), interpolation=cv2.INTER_NEAREST)
+            count += 1
+            for name, variant in variants.items():
+                for key, score in FR.model_mask_fringe(photo, truth, variant).items():
+                    rows[name].setdefault(key, []).append(score)
+    print(f"\nthe model's own mask: {count} validation photos ({per_set} each of {', '.join(MODEL_SETS)}) on green, "
+          f"remove --mode color onto white")
+    print(f"  {'band':22} {'spill':>7} {'x naive':>8} {'colour err':>11} {'x naive':>8} | colours alone: "
+          f"{'err':>6} {'x naive':>8}")
+    for name, table in rows.items():
+        p = {key: pooled(value) for key, value in table.items()}
+        print(f"  {name:22} {p['estimated']['spill']:7.2f} {p['estimated']['spill'] / p['naive']['spill']:8.3f} "
+              f"{p['estimated']['colour_error']:11.2f} "
+              f"{p['estimated']['colour_error'] / p['naive']['colour_error']:8.3f} | "
+              f"{p['estimated_colours']['colour_error']:21.2f} "
+              f"{p['estimated_colours']['colour_error'] / p['naive_colours']['colour_error']:8.3f}")
+    p = {key: pooled(value) for key, value in rows["grown band (today)"].items()}
+    print(f"  naive composite: spill {p['naive']['spill']:.2f}, colour error {p['naive']['colour_error']:.2f} "
+          f"(colours alone {p['naive_colours']['colour_error']:.2f})")
 
 
 def quality(pairs, use_ml: bool) -> None:
@@ -122,7 +184,8 @@ def timing(photo: np.ndarray, mask: np.ndarray, repeats: int) -> None:
     print(f"\ntime per {LARGE[0]}x{LARGE[1]} photo (median of {repeats}; soft band {band} px, "
           f"{100 * band / alpha8.size:.1f} % of the picture)")
     alone = median_seconds(lambda: estimate_foreground(image, alpha8), repeats)
-    print(f"  estimate_foreground alone: {alone:.3f} s")
+    own = median_seconds(lambda: estimate_foreground(image, alpha8, model_side=None), repeats)
+    print(f"  estimate_foreground alone: {alone:.3f} s (over the mask's own soft pixels only: {own:.3f} s)")
     for mode in ("color", "rgba"):
         naive = median_seconds(lambda: compose(image, alpha8, mode, foreground_estimation=False), repeats)
         estimated = median_seconds(lambda: compose(image, alpha8, mode, foreground_estimation=True), repeats)
@@ -135,6 +198,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=default / "ecssd" if default else None,
                         help="a shared set (images/ + masks/); default ../shared/data/ecssd")
     parser.add_argument("--photos", type=int, default=40, help="photos in the quality measurement")
+    parser.add_argument("--model-photos", type=int, default=8,
+                        help="validation photos per set in the model's-mask scene (0 skips it)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure")
     parser.add_argument("--no-ml", dest="ml", action="store_false", help="skip pymatting's estimate_foreground_ml")
     args = parser.parse_args(argv)
@@ -146,6 +211,8 @@ def main(argv=None) -> int:
         print(f"bench_foreground: {args.data} holds no image/mask pairs", file=sys.stderr)
         return 2
     quality(pairs, args.ml)
+    if args.model_photos:
+        model_mask(args.data.parent, args.model_photos)
     timing(*pairs[0], args.repeats)
     return 0
 

@@ -16,7 +16,7 @@ from PIL import Image
 from RMBG.apps.batch.jobs import remove_background
 from RMBG.images.io import read_image
 from RMBG.removal.compose import alpha_to_uint8
-from RMBG.removal.foreground import estimate_foreground
+from RMBG.removal.foreground import estimate_foreground, spread_band, spread_width
 from RMBG.removal.pipeline import Remover
 from RMBG.runtime import engines as RT
 
@@ -95,15 +95,16 @@ def test_remove_with_refine_and_threshold_matches_remove_background(photos):
 
 def test_remove_rgba_is_the_photo_with_its_alpha(remover, photos):
     """The one-call output equals the steps run by hand: small mask -> finish -> compose; the colour
-    is the photo's where the mask is sure and the estimated foreground's at soft edges."""
+    is the photo's away from the edge and the estimated foreground's in the band around it (the soft
+    pixels grown by a few of the model's pixels)."""
     photo = photos[1]
     rgba = np.asarray(remover.remove(photo, mode="rgba"))
     alpha8 = alpha_to_uint8(remover.finish(photo, remover.small_masks([photo])[0]))
     assert rgba.shape == photo.shape[:2] + (4,)
     assert np.array_equal(rgba[..., 3], alpha8)
-    soft = (alpha8 > 0) & (alpha8 < 255)
-    assert soft.any() and np.array_equal(rgba[~soft, :3], photo[~soft])
-    assert np.array_equal(rgba[..., :3], estimate_foreground(photo, alpha8))
+    band = spread_band(alpha8, spread_width(*alpha8.shape, remover.input_size))
+    assert band.any() and np.array_equal(rgba[~band, :3], photo[~band])
+    assert np.array_equal(rgba[..., :3], estimate_foreground(photo, alpha8, model_side=remover.input_size))
     plain = np.asarray(Remover(foreground_estimation=False).remove(photo, mode="rgba"))
     assert np.array_equal(plain[..., :3], photo) and np.array_equal(plain[..., 3], alpha8)
 

@@ -16,8 +16,10 @@ from RMBG.apps.batch.jobs import (
 )
 from RMBG.images.io import (
     ImageReadError,
+    image_size,
     skip_reason,
 )
+from RMBG.removal.box import box_pixels, parse_box
 from RMBG.removal.compose import DEFAULT_BG_COLOR, MODES, load_background
 from RMBG.removal.cropping import check_margin
 from RMBG.removal.edges import REFINE_METHODS
@@ -56,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-foreground-estimation", dest="foreground_estimation", action="store_false",
                         help="compose the photo's own colours at soft edges (by default the subject's colours are "
                         "estimated there, so no rim of the old background shows)")
+    parser.add_argument("--box", metavar="X0,Y0,X1,Y1",
+                        help="where the subject is: left, top, right, bottom in pixels, or fractions of the photo "
+                        "when all four are 0-1; the model runs on that part (grown by a margin) and nothing outside "
+                        "the box is kept")
+    parser.add_argument("--largest", action="store_true",
+                        help="keep only the mask's largest connected region (drop stray islands)")
+    parser.add_argument("--invert", action="store_true",
+                        help="keep the background and make the subject transparent (in --mode mask: the mask is "
+                        "turned over, white where the background is kept)")
     parser.add_argument("--crop", action="store_true", help="crop outputs to the subject's bounding box")
     parser.add_argument("--margin", type=int, metavar="PX", help="with --crop: pixels kept around the subject "
                         "(clipped to the picture; default 0)")
@@ -116,6 +127,22 @@ def watch_inputs(args: argparse.Namespace, remover: Remover, summary: Summary, b
     print("watch stopped", flush=True)
 
 
+def check_box_fits(box, jobs: list[Job]) -> None:
+    """A ValueError naming the box and the photo when a box in pixels reaches past a photo of ``jobs``
+    (read from the files' headers; an unreadable file is left to fail on its own)."""
+    if box is None:
+        return
+    for job in jobs:
+        try:
+            width, height = image_size(job.source)
+        except ImageReadError:
+            continue
+        try:
+            box_pixels(box, height, width)
+        except ValueError as exc:
+            raise ValueError(f"--box for {job.source}: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -130,18 +157,27 @@ def main(argv: list[str] | None = None) -> int:
         background = load_background(args.bg_image) if args.mode == "image" else None
         if args.batch_size < 1:
             raise ValueError(f"--batch-size {args.batch_size}: must be at least 1")
+        box = parse_box(args.box) if args.box is not None else None
     except (ValueError, ImageReadError) as exc:
         print(f"remove: {exc}", file=sys.stderr)
         return 2
     skip_existing = args.skip_existing or (args.watch and not args.overwrite)
     jobs, summary = plan_jobs(args.inputs, args.out, args.mode, skip_existing, args.overwrite, fmt)
+    try:
+        check_box_fits(box, jobs)
+    except ValueError as exc:
+        print(f"remove: {exc}", file=sys.stderr)
+        return 2
+    if args.invert and args.mode == "mask":
+        print("remove: --invert with --mode mask writes the inverted mask: white (255) where the background is "
+              "kept, black (0) on the subject")
     if args.watch:  # an empty folder to watch is no failure
         summary.failed = [(path, why) for path, why in summary.failed if not why.startswith("folder holds no images")]
     if jobs or args.watch:
         try:
             remover = Remover(args.model, args.runtime, args.refine, threshold, args.batch_size,
                               post_process=args.post_process, foreground_estimation=args.foreground_estimation,
-                              crop_margin=crop_margin)
+                              crop_margin=crop_margin, box=box, largest=args.largest, invert=args.invert)
         except (ValueError, FileNotFoundError, OSError) as exc:
             print(f"remove: cannot load the model: {exc}", file=sys.stderr)
             return 2

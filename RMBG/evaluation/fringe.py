@@ -12,6 +12,14 @@ it should match is ``T = a P + (1 - a) white``. In the edge band
   composite keeps ``a (1 - a)`` of the screen);
 * **colour error** is the mean absolute difference from ``T`` over the three
   channels, in 8-bit levels.
+
+:func:`model_mask_fringe` measures it the way people run ``remove``: the model
+predicts its own mask of ``S`` and the output of ``--mode color --bg-color
+"#FFFFFF"`` is scored against the naive composite with that same mask
+(``--no-foreground-estimation``). There the colour error also holds the mask's
+own error, which no colour can undo, so the colours are scored alone too:
+the cut-out's colours laid with the true alpha, where the model's alpha shows
+them.
 """
 
 from __future__ import annotations
@@ -58,12 +66,43 @@ def greenness(picture: np.ndarray) -> np.ndarray:
     return picture[..., 1] - (picture[..., 0] + picture[..., 2]) / 2.0
 
 
-def fringe_scores(output: np.ndarray, truth: np.ndarray, alpha8: np.ndarray, band=FRINGE_BAND) -> dict[str, float]:
+def fringe_scores(output: np.ndarray, truth: np.ndarray, alpha8: np.ndarray, band=FRINGE_BAND,
+                  where: np.ndarray | None = None) -> dict[str, float]:
     """``spill``, ``colour_error`` (see the module) and the band's size ``pixels`` of ``output``
-    against ``truth`` (both ``HxWx3``) in the edge band of ``alpha8``."""
-    inside = band_of(alpha8, band)
+    against ``truth`` (both ``HxWx3``) in the edge band of ``alpha8`` (and ``where``, when given)."""
+    inside = band_of(alpha8, band) if where is None else band_of(alpha8, band) & where
     if not inside.any():
         raise ValueError("the mask has no pixel in the edge band: nothing to measure")
     spill = (greenness(output) - greenness(truth))[inside]
     error = np.abs(output.astype(np.float32) - truth.astype(np.float32))[inside]
     return {"spill": float(spill.mean()), "colour_error": float(error.mean()), "pixels": int(inside.sum())}
+
+
+def model_mask_fringe(photo: np.ndarray, mask: np.ndarray, remover) -> dict[str, dict[str, float]]:
+    """Fringe scores of ``photo`` (its hard true ``mask``, softened) shot on green and cut out by
+    ``remover`` (a :class:`RMBG.removal.pipeline.Remover`) with its own mask, onto white:
+
+    * ``naive`` / ``estimated``: the output without / with foreground estimation, against the truth;
+    * ``naive_colours`` / ``estimated_colours``: those outputs' colours laid with the true alpha,
+      where the model's alpha is above 0 (the colours alone, without the mask's error).
+    """
+    from RMBG.removal.compose import alpha_to_uint8
+
+    alpha8 = soften(mask)
+    scene = screen_scene(photo, alpha8)
+    truth = over(photo, alpha8, WHITE)
+    small = remover.small_masks([scene])[0]
+    model8 = alpha_to_uint8(remover.finish(scene, small))
+    scores = {}
+    for name, estimate in (("naive", False), ("estimated", True)):
+        output = np.asarray(remover.picture(scene, small, "color", bg_color=WHITE, foreground_estimation=estimate))
+        scores[name] = fringe_scores(output, truth, alpha8)
+        colour = np.asarray(remover.picture(scene, small, "rgba", foreground_estimation=estimate))[..., :3]
+        scores[f"{name}_colours"] = fringe_scores(over(colour, alpha8, WHITE), truth, alpha8, where=model8 > 0)
+    return scores
+
+
+def pooled(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Fringe scores of several photos pooled over all their band pixels."""
+    pixels = sum(r["pixels"] for r in rows)
+    return {key: sum(r[key] * r["pixels"] for r in rows) / pixels for key in ("spill", "colour_error")}

@@ -11,6 +11,8 @@ picture, so one setting fits a 400 px thumbnail and a 40-megapixel photo:
 * a *hole* is a connected region where ``alpha < 0.5`` that does not touch the
   picture's border and whose area is under ``hole_fraction`` of the picture;
   holes are filled (alpha 1);
+* :func:`keep_largest` (``remove --largest``) clears every region but the
+  largest, whatever its size, for a photo with one subject and stray islands;
 * ``smooth_sigma`` (px, off by default) blurs the cleaned mask a little, as
   rembg's ``post_process_mask`` does before its threshold; ``--threshold``
   remains the way to make the mask hard.
@@ -47,16 +49,39 @@ def _small_components(binary: np.ndarray, max_area: float, connectivity: int) ->
     return labels, stats, small
 
 
-def island_pixels(alpha: np.ndarray, island_fraction: float = CLEANUP_ISLAND_FRACTION,
-                  present: float = CLEANUP_PRESENT_LEVEL) -> np.ndarray:
-    """Pixels of the small islands of ``alpha`` (all regions where ``alpha > present`` that are
-    under ``island_fraction`` of the picture's area, the largest region excepted), as a bool mask."""
-    binary = alpha > present
-    labels, stats, small = _small_components(binary, island_fraction * alpha.size, connectivity=8)
+def _islands(alpha: np.ndarray, max_area: float, present: float) -> np.ndarray:
+    """Pixels of the regions where ``alpha > present`` (8-connected) under ``max_area`` px, the
+    largest region excepted, as a bool mask."""
+    scale = 255.0 if np.asarray(alpha).dtype == np.uint8 else 1.0
+    labels, stats, small = _small_components(alpha > present * scale, max_area, connectivity=8)
     if len(small) > 1:
         largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
         small[largest] = False
     return small[labels]
+
+
+def island_pixels(alpha: np.ndarray, island_fraction: float = CLEANUP_ISLAND_FRACTION,
+                  present: float = CLEANUP_PRESENT_LEVEL) -> np.ndarray:
+    """Pixels of the small islands of ``alpha`` (all regions where ``alpha > present`` that are
+    under ``island_fraction`` of the picture's area, the largest region excepted), as a bool mask."""
+    return _islands(alpha, island_fraction * alpha.size, present)
+
+
+def keep_largest(alpha: np.ndarray, present: float = CLEANUP_PRESENT_LEVEL) -> np.ndarray:
+    """``alpha`` (``HxW`` float in [0, 1] or uint8) with only its largest region where ``alpha > present``
+    (8-connected) kept, as a copy: every other region is cleared, and so are the faint pixels (visible
+    in 8 bits, at most ``present``) joined to cleared regions only, so no ghost rim of them stays."""
+    alpha = np.array(alpha, copy=True)
+    if alpha.ndim != 2:
+        raise ValueError(f"mask of shape {alpha.shape}: expected HxW")
+    cleared = _islands(alpha, float("inf"), present)
+    if not cleared.any():
+        return alpha
+    scale = 255.0 if alpha.dtype == np.uint8 else 1.0
+    _, faint = cv2.connectedComponents((alpha >= 0.5 / 255.0 * scale).astype(np.uint8), connectivity=8)
+    kept = np.unique(faint[(alpha > present * scale) & ~cleared])
+    alpha[cleared | ((faint > 0) & ~np.isin(faint, kept))] = 0
+    return alpha
 
 
 def hole_pixels(alpha: np.ndarray, hole_fraction: float = CLEANUP_HOLE_FRACTION) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageColor
 
 from RMBG.removal.cropping import subject_box
+from RMBG.constants import FOREGROUND_MODEL_SIDE
 from RMBG.removal.foreground import estimate_foreground
 
 #: Output modes, in the order the CLI lists them.
@@ -179,13 +180,16 @@ def compose(
     blur_sigma: float = BLUR_SIGMA_FRACTION,
     foreground_estimation: bool = True,
     crop_margin: int | None = None,
+    model_side: int | None = FOREGROUND_MODEL_SIDE,
 ) -> Image.Image:
     """The output picture of ``mode`` for ``image`` (RGB uint8) and its ``alpha`` mask.
 
     With ``foreground_estimation`` (the default) every mode that shows the
     subject uses its estimated colours at soft edges
-    (:func:`RMBG.removal.foreground.estimate_foreground`), so no rim of the old
-    background shows; ``rgba`` then stores those colours. With ``crop_margin``
+    (:func:`RMBG.removal.foreground.estimate_foreground`, over a band grown by a
+    few pixels of the model of input size ``model_side``; None: the alpha is an
+    exact matte), so no rim of the old background shows; ``rgba`` then stores
+    those colours; the alpha itself is never changed. With ``crop_margin``
     (px) the output is cut to the subject's box (:func:`RMBG.removal.cropping.subject_box`)
     grown by the margin: the same pixels as the whole output there, and for
     ``side-by-side`` the pair of the cropped photo. A picture with no subject
@@ -202,7 +206,7 @@ def compose(
     cut = (lambda array: array) if box is None else (lambda array: np.ascontiguousarray(array[box]))
     if mode == "mask":
         return Image.fromarray(cut(alpha8), mode="L")
-    subject = estimate_foreground(image, alpha8) if foreground_estimation else image
+    subject = estimate_foreground(image, alpha8, model_side=model_side) if foreground_estimation else image
     if mode == "blur":
         background = cut(blurred_background(image, alpha8, blur_sigma))
     image, subject, alpha8 = cut(image), cut(subject), cut(alpha8)

@@ -16,8 +16,17 @@ with box filters:
   at full size, then ``F = F2 + a (I - a F2 - (1 - a) B2)``, which puts back
   the photo's own detail and leaves opaque pixels exactly as they were.
 
-Pass 2 runs only in the tiles of the picture that hold soft pixels (with a
-margin of the window), so a large photo whose soft band is a thin line costs
+The band where ``F`` is estimated is not only the mask's own soft pixels: a
+mask predicted at the model's small size is sharper than the true edge and
+may sit a model pixel or two off it, so the old background also shows just
+inside the mask's opaque part. The mask is first *spread*, box-blurred over
+``FOREGROUND_SPREAD_MODEL_PX`` of the model's input pixels (scaled to the
+photo: ``longer side / model_side`` photo pixels each), and both passes use
+that spread alpha; only the colours change, the cut-out keeps the mask's own
+alpha. ``model_side=None`` trusts the alpha as exact (a known matte).
+
+Pass 2 runs only in the tiles of the picture that hold band pixels (with a
+margin of the window), so a large photo whose band is a thin line costs
 little; pixels outside the band are returned unchanged.
 ``scripts/bench_foreground.py`` measures the spill, the colour error and the
 time against the plain composite and pymatting's ``estimate_foreground_ml``.
@@ -33,7 +42,9 @@ import numpy as np
 from RMBG.constants import (
     FOREGROUND_MIN_NARROW,
     FOREGROUND_MIN_WIDE,
+    FOREGROUND_MODEL_SIDE,
     FOREGROUND_NARROW_FRACTION,
+    FOREGROUND_SPREAD_MODEL_PX,
     FOREGROUND_TILE,
     FOREGROUND_WIDE_FRACTION,
     FOREGROUND_WORK_SIDE,
@@ -72,6 +83,16 @@ def _fuse(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray) 
     return np.clip(fg + a * (image - a * fg - (1.0 - a) * bg), 0.0, 1.0)
 
 
+def spread_width(height: int, width: int, model_side: int | None = FOREGROUND_MODEL_SIDE) -> int:
+    """The box width (odd, photo pixels) over which the mask is spread before estimation: 1 (no
+    spread) when ``model_side`` is None, else ``FOREGROUND_SPREAD_MODEL_PX`` model pixels."""
+    if model_side is None:
+        return 1
+    if int(model_side) < 1:
+        raise ValueError(f"model side {model_side}: expected the model's input size in pixels (1 or more)")
+    return max(1, round(FOREGROUND_SPREAD_MODEL_PX * max(height, width) / int(model_side))) | 1
+
+
 class _SmoothFields:
     """Pass 1's foreground and background colour fields of a photo, stored small.
 
@@ -108,6 +129,20 @@ class _SmoothFields:
         return fg, bg
 
 
+def spread_alpha(alpha8: np.ndarray, size: int) -> np.ndarray:
+    """``alpha8`` box-blurred over ``size`` px (odd; 1 returns it as is), in 8-bit levels: the alpha
+    the colours are estimated with."""
+    if size <= 1:
+        return alpha8
+    return cv2.blur(alpha8, (size, size), borderType=cv2.BORDER_REFLECT)
+
+
+def spread_band(alpha8: np.ndarray, size: int) -> np.ndarray:
+    """The pixels whose colours are estimated for a mask spread over ``size`` px (:func:`spread_alpha`),
+    as a bool array: :func:`soft_band` when ``size`` is 1."""
+    return soft_band(spread_alpha(alpha8, size))
+
+
 def _tiles(band: np.ndarray, tile: int):
     """``(rows, cols)`` slices of the ``tile``-px tiles of ``band``'s grid that hold soft pixels."""
     height, width = band.shape
@@ -124,19 +159,26 @@ def _tiles(band: np.ndarray, tile: int):
                 yield slice(y, min(bottom, y + tile)), cols
 
 
-def estimate_foreground(image: np.ndarray, alpha8: np.ndarray, tile: int = FOREGROUND_TILE) -> np.ndarray:
-    """The subject's own colours of ``image`` (``HxWx3`` uint8) where ``alpha8`` (``HxW`` uint8) is soft.
+def estimate_foreground(image: np.ndarray, alpha8: np.ndarray, tile: int = FOREGROUND_TILE,
+                        model_side: int | None = FOREGROUND_MODEL_SIDE) -> np.ndarray:
+    """The subject's own colours of ``image`` (``HxWx3`` uint8) around the edge of ``alpha8`` (``HxW`` uint8).
 
-    Returns ``image`` itself when the mask has no soft pixel, else a copy in
-    which only the soft pixels (``0 < alpha < 255``) changed.
+    ``model_side`` is the input size of the model that predicted the mask: the
+    colours are estimated with the mask spread over ``FOREGROUND_SPREAD_MODEL_PX``
+    model pixels (:func:`spread_width`, :func:`spread_alpha`), in the band where
+    that is soft (the mask's soft pixels grown by half of it each way);
+    ``None`` estimates at the mask's own soft pixels with the mask itself (a
+    matte known to be right). Returns ``image`` itself when there is no band,
+    else a copy in which only the band's pixels changed.
     """
     if alpha8.dtype != np.uint8 or alpha8.shape != image.shape[:2]:
         raise ValueError(f"alpha of shape {alpha8.shape} and dtype {alpha8.dtype}: expected uint8 "
                          f"{image.shape[0]}x{image.shape[1]}")
+    height, width = alpha8.shape
+    alpha8 = spread_alpha(alpha8, spread_width(height, width, model_side))
     band = soft_band(alpha8)
     if not band.any():
         return image
-    height, width = alpha8.shape
     wide, narrow = window_sizes(height, width)
     fields = _SmoothFields(image, alpha8, wide)
     margin = narrow // 2 + 1

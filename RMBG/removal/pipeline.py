@@ -14,6 +14,12 @@ chain, written here once:
    subject's estimated colours at soft edges (:mod:`RMBG.removal.foreground`) and
    optionally cropped to the subject (:mod:`RMBG.removal.cropping`).
 
+With a box prompt (:mod:`RMBG.removal.box`) step 2 runs on the box's crop and
+step 3 pastes the mask back, cleared outside the box; ``largest`` keeps the
+largest region of the mask (:func:`RMBG.removal.cleanup.keep_largest`);
+``invert`` keeps the background instead of the subject (the alpha turned
+over, ``255 - alpha``, after everything else).
+
 Steps 2-5 are separate methods, so that a consumer that keeps the small mask
 (a widget that recomposes on every change, a video that smooths masks over
 time) calls only the steps it needs.
@@ -27,8 +33,10 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from RMBG.constants import FOREGROUND_MODEL_SIDE
 from RMBG.images.io import _to_uint8, pil_to_rgb, read_image
-from RMBG.removal.cleanup import clean_mask
+from RMBG.removal.box import Region, check_box, region_of
+from RMBG.removal.cleanup import clean_mask, keep_largest
 from RMBG.removal.compose import (
     DEFAULT_BG_COLOR,
     MODES,
@@ -142,6 +150,10 @@ class Remover:
     ``foreground_estimation`` (on by default) draws the subject's estimated
     colours at soft edges; ``crop_margin`` (px, or None for no crop) cuts
     outputs to the subject's box grown by that margin.
+    ``box`` (four numbers, :mod:`RMBG.removal.box`) says where the subject is:
+    the model runs on that part of each photo and nothing outside it is kept;
+    ``largest`` keeps only the mask's largest region; ``invert`` keeps the
+    background and makes the subject transparent.
     Loaded models are cached by :func:`RMBG.runtime.engines.load_segmenter`, so
     building several removers over one file costs one load.
     """
@@ -156,8 +168,14 @@ class Remover:
         post_process: bool = False,
         foreground_estimation: bool = True,
         crop_margin: int | None = None,
+        box=None,
+        largest: bool = False,
+        invert: bool = False,
     ):
         self.refine = check_refine(refine)
+        self.box = check_box(box)
+        self.largest = bool(largest)
+        self.invert = bool(invert)
         self.threshold = check_threshold(threshold)
         self.post_process = bool(post_process)
         self.foreground_estimation = bool(foreground_estimation)
@@ -177,8 +195,17 @@ class Remover:
         return self.segmenter.input_size
 
     # -- masks -----------------------------------------------------------
-    def small_masks(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """Masks at the model's own size, ``NxSxS`` float32 in [0, 1], ``batch_size`` per model call."""
+    def region(self, image: np.ndarray, box=None) -> Region | None:
+        """Where the model looks in ``image`` (RGB array): ``box``, else this remover's box; None for
+        the whole photo. A ValueError naming the box when it does not fit the photo."""
+        box = self.box if box is None else check_box(box)
+        return region_of(box, *image.shape[:2])
+
+    def small_masks(self, images: Sequence[np.ndarray], regions: Sequence[Region | None] | None = None) -> np.ndarray:
+        """Masks at the model's own size, ``NxSxS`` float32 in [0, 1], ``batch_size`` per model call
+        (of each photo's region when ``regions`` are given)."""
+        if regions is not None:
+            images = [image if region is None else region.crop(image) for image, region in zip(images, regions)]
         return self.segmenter.predict_small(list(images), batch_size=self.batch_size)
 
     def try_small_masks(self, images: Sequence[np.ndarray]) -> list:
@@ -189,59 +216,78 @@ class Remover:
         """
         return per_item_fallback(lambda batch: self.segmenter.predict_small(batch, batch_size=len(batch)), images)
 
-    def finish(self, image: np.ndarray, small_mask: np.ndarray, refine: str | None = None) -> np.ndarray:
+    def finish(self, image: np.ndarray, small_mask: np.ndarray, refine: str | None = None,
+               region: Region | None = None) -> np.ndarray:
         """A small mask of ``image`` as its full-size ``HxW`` float32 alpha (this remover's
-        refinement unless ``refine`` says otherwise, then its clean-up and threshold)."""
+        refinement unless ``refine`` says otherwise, then its clean-up and threshold); a mask of
+        ``region``'s crop is finished on the crop and pasted back, cleared outside the box; then
+        only the largest region is kept when this remover says so. Never inverted (:meth:`alphas` is)."""
         method = self.refine if refine is None else check_refine(refine)
-        return finish_mask(image, small_mask, method, self.threshold, self.post_process)
+        if region is None:
+            alpha = finish_mask(image, small_mask, method, self.threshold, self.post_process)
+        else:
+            alpha = region.paste(finish_mask(region.crop(image), small_mask, method, self.threshold, self.post_process))
+        return keep_largest(alpha) if self.largest else alpha
 
-    def alphas(self, images: Sequence) -> list[np.ndarray]:
-        """Full-size alphas of ``images`` (paths, PIL images or arrays)."""
+    def alphas(self, images: Sequence, box=None) -> list[np.ndarray]:
+        """Full-size alphas of ``images`` (paths, PIL images or arrays), of the subject in ``box``
+        (else this remover's box) when there is one, inverted when this remover inverts."""
         rgbs = [to_rgb(image) for image in images]
-        return [self.finish(rgb, small) for rgb, small in zip(rgbs, self.small_masks(rgbs))]
+        regions = [self.region(rgb, box) for rgb in rgbs]
+        alphas = [self.finish(rgb, small, region=region)
+                  for rgb, small, region in zip(rgbs, self.small_masks(rgbs, regions), regions)]
+        return [1.0 - alpha for alpha in alphas] if self.invert else alphas
 
-    def alpha(self, image) -> np.ndarray:
-        """The full-size alpha of one photo."""
-        return self.alphas([image])[0]
+    def alpha(self, image, box=None) -> np.ndarray:
+        """The full-size alpha of one photo (of the subject in ``box`` when given)."""
+        return self.alphas([image], box)[0]
 
     # -- outputs ---------------------------------------------------------
     @staticmethod
     def compose(image: np.ndarray, alpha: np.ndarray, mode: str = "rgba", bg_color=DEFAULT_BG_COLOR,
-                bg_image=None, foreground_estimation: bool = True, crop_margin: int | None = None) -> Image.Image:
+                bg_image=None, foreground_estimation: bool = True, crop_margin: int | None = None,
+                model_side: int | None = FOREGROUND_MODEL_SIDE) -> Image.Image:
         """The output picture of ``mode`` for an RGB photo and its full-size alpha
         (:func:`RMBG.removal.compose.compose`)."""
         check_output(mode, bg_color, bg_image)
         return compose(image, alpha, mode, bg_color=bg_color, bg_image=bg_image,
-                       foreground_estimation=foreground_estimation, crop_margin=check_margin(crop_margin))
+                       foreground_estimation=foreground_estimation, crop_margin=check_margin(crop_margin),
+                       model_side=model_side)
 
     def picture(self, image: np.ndarray, small_mask: np.ndarray, mode: str = "rgba", bg_color=DEFAULT_BG_COLOR,
                 background: np.ndarray | None = None, refine: str | None = None,
-                foreground_estimation: bool | None = None) -> Image.Image:
+                foreground_estimation: bool | None = None, region: Region | None = None) -> Image.Image:
         """The output picture of ``mode`` from an RGB photo and its small mask (finished here, with
         this remover's refinement and foreground estimation unless ``refine`` or
-        ``foreground_estimation`` say otherwise, and its crop); ``background`` is the decoded
-        picture of the ``image`` mode (:func:`RMBG.removal.compose.load_background`)."""
-        alpha = alpha_to_uint8(self.finish(image, small_mask, refine))
+        ``foreground_estimation`` say otherwise, its largest-region and invert choices, and its
+        crop); ``region`` when the small mask is of a box's crop (:meth:`region`); ``background``
+        is the decoded picture of the ``image`` mode (:func:`RMBG.removal.compose.load_background`)."""
+        alpha = alpha_to_uint8(self.finish(image, small_mask, refine, region))
+        if self.invert:
+            alpha = 255 - alpha
         estimate = self.foreground_estimation if foreground_estimation is None else bool(foreground_estimation)
         return compose(image, alpha, mode, bg_color=bg_color, bg_image=background, foreground_estimation=estimate,
-                       crop_margin=self.crop_margin)
+                       crop_margin=self.crop_margin, model_side=self.input_size)
 
     def remove_many(self, images: Sequence, mode: str = "rgba", bg_color=DEFAULT_BG_COLOR,
-                    bg_image=None) -> list[Image.Image]:
-        """The output pictures of ``mode`` for ``images`` (one model call per batch)."""
+                    bg_image=None, box=None) -> list[Image.Image]:
+        """The output pictures of ``mode`` for ``images`` (one model call per batch), of the subject
+        in ``box`` (else this remover's box) when there is one."""
         check_output(mode, bg_color, bg_image)
         background = load_background(bg_image) if mode == "image" else None
         rgbs = [to_rgb(image) for image in images]
+        regions = [self.region(rgb, box) for rgb in rgbs]
         return [
-            self.picture(rgb, small, mode, bg_color, background)
-            for rgb, small in zip(rgbs, self.small_masks(rgbs))
+            self.picture(rgb, small, mode, bg_color, background, region=region)
+            for rgb, small, region in zip(rgbs, self.small_masks(rgbs, regions), regions)
         ]
 
-    def remove(self, image, mode: str = "rgba", bg_color=DEFAULT_BG_COLOR, bg_image=None) -> Image.Image:
+    def remove(self, image, mode: str = "rgba", bg_color=DEFAULT_BG_COLOR, bg_image=None, box=None) -> Image.Image:
         """The output picture of ``mode`` for one photo (path, PIL image or array)."""
-        return self.remove_many([image], mode, bg_color, bg_image)[0]
+        return self.remove_many([image], mode, bg_color, bg_image, box)[0]
 
     def __repr__(self) -> str:
         return (f"Remover({self.segmenter!r}, runtime={self.runtime!r}, refine={self.refine!r}, "
                 f"threshold={self.threshold!r}, batch_size={self.batch_size}, post_process={self.post_process}, "
-                f"foreground_estimation={self.foreground_estimation}, crop_margin={self.crop_margin!r})")
+                f"foreground_estimation={self.foreground_estimation}, crop_margin={self.crop_margin!r}, "
+                f"box={self.box!r}, largest={self.largest}, invert={self.invert})")

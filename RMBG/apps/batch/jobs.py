@@ -23,7 +23,9 @@ skipped with the reason; the exit status is 1 when any file failed.
 Soft edges show the subject's estimated colours (:mod:`RMBG.removal.foreground`;
 ``--no-foreground-estimation`` composes the photo's own colours);
 ``--post-process`` cleans the mask of specks and holes
-(:mod:`RMBG.removal.cleanup`); ``--crop [--margin PX]`` cuts outputs to the
+(:mod:`RMBG.removal.cleanup`); ``--box X0,Y0,X1,Y1`` picks the subject
+(:mod:`RMBG.removal.box`), ``--largest`` keeps the mask's largest region,
+``--invert`` keeps the background instead; ``--crop [--margin PX]`` cuts outputs to the
 subject (:mod:`RMBG.removal.cropping`); ``--watch`` keeps processing files dropped
 into the input folders until Ctrl-C (:mod:`RMBG.apps.batch.watch`).
 """
@@ -78,6 +80,9 @@ def remove_background(
     post_process: bool = False,
     foreground_estimation: bool = True,
     crop_margin: int | None = None,
+    box=None,
+    largest: bool = False,
+    invert: bool = False,
 ) -> Image.Image:
     """Remove the background of ``image`` (PIL image, numpy array or path); a PIL image.
 
@@ -88,12 +93,15 @@ def remove_background(
     :data:`RMBG.removal.edges.REFINE_METHODS`; ``threshold`` in [0, 1] makes the
     mask hard; ``post_process`` cleans it of small islands and holes;
     ``foreground_estimation`` (on by default) draws the subject's estimated
-    colours at soft edges; ``crop_margin`` (px) crops to the subject. One call
-    of :class:`RMBG.removal.pipeline.Remover`.
+    colours at soft edges; ``crop_margin`` (px) crops to the subject; ``box``
+    (``(x0, y0, x1, y1)``, pixels or fractions) picks the subject; ``largest`` keeps
+    the mask's largest region; ``invert`` keeps the background. One call of
+    :class:`RMBG.removal.pipeline.Remover`.
     """
     _check_options(mode, refine, bg_color, bg_image)
     remover = Remover(model, runtime=runtime, refine=refine, threshold=threshold, post_process=post_process,
-                      foreground_estimation=foreground_estimation, crop_margin=crop_margin)
+                      foreground_estimation=foreground_estimation, crop_margin=crop_margin, box=box,
+                      largest=largest, invert=invert)
     return remover.remove(image, mode, bg_color=bg_color, bg_image=bg_image)
 
 
@@ -198,7 +206,8 @@ def run_jobs(
     segmenter = remover.segmenter
 
     def finish(job: Job, photo: Photo, mask) -> Path:
-        _save(remover.picture(photo.image, mask, mode, bg_color, background), job.target, overwrite)
+        _save(remover.picture(photo.image, mask, mode, bg_color, background, region=photo.region), job.target,
+              overwrite)
         return job.target
 
     with tqdm(total=len(jobs), desc="remove", unit="img", disable=not progress) as bar:
@@ -210,7 +219,7 @@ def run_jobs(
                 summary.done.append(outcome)
             bar.update(1)
 
-        run_pipeline(jobs, lambda job: read_photo(segmenter, job.source),
+        run_pipeline(jobs, lambda job: read_photo(segmenter, job.source, remover.region),
                      lambda photos: photo_masks(segmenter, photos), finish, report,
                      batch_size=remover.batch_size, threaded=len(jobs) > 1)
     return summary

@@ -31,6 +31,7 @@ import numpy as np
 from RMBG.apps.queues import Stopped, get, put
 from RMBG.constants import PIPELINE_DEPTH
 from RMBG.images.io import read_image
+from RMBG.removal.box import Region
 from RMBG.removal.pipeline import per_item_fallback
 from RMBG.runtime.engines import Segmenter
 
@@ -167,16 +168,20 @@ def _finished(finish, item, ready, result):
 # ---------------------------------------------------------------------------
 @dataclass
 class Photo:
-    """A decoded photo (``HxWx3`` uint8 RGB) and its model input (``SxSx3`` float32)."""
+    """A decoded photo (``HxWx3`` uint8 RGB), its model input (``SxSx3`` float32) and the box
+    region the model input was cut from (None: the whole photo)."""
 
     image: np.ndarray
     model_input: np.ndarray
+    region: Region | None = None
 
 
-def read_photo(segmenter: Segmenter, path) -> Photo:
-    """Read stage: decode ``path`` (:func:`RMBG.images.io.read_image`) and preprocess it for ``segmenter``."""
+def read_photo(segmenter: Segmenter, path, region_of: Callable[[np.ndarray], Region | None] | None = None) -> Photo:
+    """Read stage: decode ``path`` (:func:`RMBG.images.io.read_image`) and preprocess it for ``segmenter``
+    (the part ``region_of(image)`` says, e.g. :meth:`RMBG.removal.pipeline.Remover.region`, when given)."""
     image = read_image(path)
-    return Photo(image, segmenter.preprocess(image))
+    region = region_of(image) if region_of is not None else None
+    return Photo(image, segmenter.preprocess(image if region is None else region.crop(image)), region)
 
 
 def photo_masks(segmenter: Segmenter, photos: list[Photo]) -> list:
