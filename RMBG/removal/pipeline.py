@@ -156,6 +156,7 @@ class Remover:
         post_process: bool = False,
         foreground_estimation: bool = True,
         crop_margin: int | None = None,
+        device: str = "auto",
     ):
         self.refine = check_refine(refine)
         self.threshold = check_threshold(threshold)
@@ -166,7 +167,7 @@ class Remover:
             raise ValueError(f"batch size {batch_size}: must be at least 1")
         self.batch_size = int(batch_size)
         self.runtime = runtime
-        self.segmenter: Segmenter = load_segmenter(model, runtime=runtime)
+        self.segmenter: Segmenter = load_segmenter(model, runtime=runtime, device=device)
 
     @property
     def name(self) -> str:
