@@ -21,6 +21,7 @@ from RMBG.apps.beam.pipeline import (
     build_pipeline,
     counters,
 )
+from RMBG.commands.common import add_device_option
 from RMBG.removal.compose import DEFAULT_BG_COLOR, MODES
 from RMBG.removal.edges import REFINE_METHODS
 from RMBG.removal.pipeline import check_output, check_refine, check_threshold
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="model file (.keras, .tflite, .onnx; local or gs://...); "
                         "default: the shipped model")
     parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=DEFAULT_RUNTIME, help="how .keras models run")
+    add_device_option(parser)
     parser.add_argument("--mode", choices=MODES, default="rgba", help="what to write (default rgba)")
     parser.add_argument("--bg-color", default=DEFAULT_BG_COLOR, help='background of --mode color, e.g. "#00FF00"')
     parser.add_argument("--bg-image", help="background picture of --mode image")
@@ -62,7 +64,7 @@ def run(argv: list[str] | None = None) -> tuple[int, dict[str, int]]:
         check_output(args.mode, args.bg_color, args.bg_image)
         check_refine(args.refine)
         threshold = check_threshold(args.threshold)
-        handler = RemovalModelHandler(RemoverSpec(args.model, args.runtime, args.refine, threshold),
+        handler = RemovalModelHandler(RemoverSpec(args.model, args.runtime, args.refine, threshold, args.device),
                                       max_batch_size=args.batch_size)
         for path in (args.model, args.bg_image):
             if path is not None and not FileSystems.exists(path):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from RMBG.commands.common import add_device_option, say_device
 from RMBG.evaluation.evaluate import (
     MAX_PRINTED_WARNINGS,
     EvaluationError,
@@ -19,6 +20,7 @@ from RMBG.evaluation.evaluate import (
 from RMBG.images.io import (
     ImageReadError,
 )
+from RMBG.runtime.device import DeviceError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the prediction cache")
     parser.add_argument("--gallery", type=int, default=3, metavar="K",
                         help="worst and best K photos in gallery.png (0: no gallery)")
+    add_device_option(parser)
     return parser
 
 
@@ -71,12 +74,17 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = show
             report = evaluate(args.data, models=models, peers=args.peer, out_dir=args.out,
                               limit=args.limit, split=args.split, cache_dir=args.cache,
-                              use_cache=not args.no_cache, gallery_size=args.gallery)
+                              use_cache=not args.no_cache, gallery_size=args.gallery, device=args.device)
+    except DeviceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (EvaluationError, FileNotFoundError, ImageReadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     run = json.loads((args.out / "run.json").read_text())
     kinds = {m["name"]: m["kind"] for m in run["models"]}
+    for model in run["models"]:
+        say_device("evaluate", f"{model['device']} ({model['name']})")
     print(f"\n{report['images']} photos from {args.data}"
           + (f" (split {args.split})" if args.split else ""))
     print(summary_table(report, kinds))

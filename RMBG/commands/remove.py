@@ -14,6 +14,7 @@ from RMBG.apps.batch.jobs import (
     plan_jobs,
     run_jobs,
 )
+from RMBG.commands.common import add_device_option, say_device
 from RMBG.images.io import (
     ImageReadError,
     image_size,
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how .keras models run: tflite-int8 (default) is a cached int8 copy, about 3x faster than "
                         "fp32, masks within 0.0023 of it on average; tflite is the cached fp32 copy (the same masks "
                         "as Keras); keras runs the model itself")
+    add_device_option(parser)
     parser.add_argument("--mode", choices=MODES, default="rgba", help="what to write (default rgba)")
     parser.add_argument("--bg-color", default=DEFAULT_BG_COLOR, help='background of --mode color, e.g. "#00FF00"')
     parser.add_argument("--bg-image", help="background picture of --mode image (resized to cover)")
@@ -177,10 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             remover = Remover(args.model, args.runtime, args.refine, threshold, args.batch_size,
                               post_process=args.post_process, foreground_estimation=args.foreground_estimation,
-                              crop_margin=crop_margin, box=box, largest=args.largest, invert=args.invert)
+                              crop_margin=crop_margin, box=box, largest=args.largest, invert=args.invert,
+                              device=args.device)
         except (ValueError, FileNotFoundError, OSError) as exc:
             print(f"remove: cannot load the model: {exc}", file=sys.stderr)
             return 2
+        if not args.quiet:
+            say_device("remove", remover.segmenter.device_line)
         run_jobs(jobs, remover, summary, args.mode, args.bg_color, background, args.overwrite, progress=not args.quiet)
         if args.watch:
             watch_inputs(args, remover, summary, background, fmt)

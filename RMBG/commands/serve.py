@@ -29,6 +29,7 @@ from RMBG.apps.server.limits import (
     guarded_h11,
 )
 from RMBG.apps.server.work import Models, WorkPool
+from RMBG.commands.common import add_device_option, say_device
 from RMBG.removal.pipeline import Remover
 from RMBG.runtime.engines import DEFAULT_RUNTIME, KERAS_RUNTIMES
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "default; default: the shipped model")
     parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=DEFAULT_RUNTIME,
                         help="how .keras models run (as in `remove`)")
+    add_device_option(parser)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="requests worked on at once (default: the number of cores)")
     parser.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE,
@@ -88,11 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
     try:
-        models = Models([Remover(path, runtime=args.runtime) for path in (args.model or [None])])
+        removers = [Remover(path, runtime=args.runtime, device=args.device) for path in (args.model or [None])]
+        models = Models(removers)
         models.warm_up()
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"serve: cannot load the model: {exc}", file=sys.stderr)
         return 2
+    for remover in removers:
+        say_device("serve", f"{remover.segmenter.device_line} ({remover.segmenter.name})")
     if args.host not in LOOPBACK_HOSTS and api_key is None:
         log.warning("listening on %s without --api-key: anyone who can reach this port can use it", args.host)
     app = create_app(models, pool, limits, api_key)

@@ -6,8 +6,10 @@ import argparse
 import os
 import sys
 
+from RMBG.commands.common import add_device_option, say_device
 from RMBG.constants import SEED
 from RMBG.models.archs import arch_names
+from RMBG.runtime.device import keras_device_line
 from RMBG.training.config import (
     STRATEGIES,
     TrainConfig,
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-check", dest="check_data", action="store_false", help="skip decoding every file first")
     parser.add_argument("--eval-batch", type=int, default=None)
     parser.add_argument("--verbose", type=int, default=None, choices=[0, 1, 2])
+    add_device_option(parser)
     group = parser.add_argument_group("preset overrides")
     defaults = Preset()
     for name in preset_fields():
@@ -117,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
+        say_device("train", keras_device_line(args.device))
         result = fit(config)
     except (ValueError, FileNotFoundError, RunStateError) as exc:
         if os.environ.get("RMBG_DEBUG"):

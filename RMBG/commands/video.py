@@ -14,6 +14,7 @@ from RMBG.apps.video.pipeline import (
     process_video,
 )
 from RMBG.apps.video.temporal import DEFAULT_SMOOTH, check_smooth
+from RMBG.commands.common import add_device_option, say_device
 from RMBG.images.io import ImageReadError
 from RMBG.removal.compose import DEFAULT_BG_COLOR, load_background
 from RMBG.removal.edges import REFINE_METHODS
@@ -34,6 +35,7 @@ def common_options(parser: argparse.ArgumentParser) -> None:
                         help=f"frames per model call (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--model", help="model file (.keras, .tflite, .onnx); default: the shipped model")
     parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=DEFAULT_RUNTIME, help="how .keras models run")
+    add_device_option(parser)
     parser.add_argument("--refine", choices=REFINE_METHODS, default="none", help="edge refinement (default none)")
     parser.add_argument("--threshold", type=float, help="make the mask hard: alpha >= T becomes opaque")
 
@@ -53,10 +55,11 @@ def pipeline_from_args(args, prog: str) -> FramePipeline:
         print(f"{prog}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     try:
-        remover = Remover(args.model, args.runtime, args.refine, threshold, args.batch_size)
+        remover = Remover(args.model, args.runtime, args.refine, threshold, args.batch_size, device=args.device)
     except (ValueError, OSError) as exc:
         print(f"{prog}: cannot load the model: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    say_device(prog, remover.segmenter.device_line)
     return FramePipeline(remover, args.mode, args.bg_color, background, args.smooth)
 
 

@@ -263,12 +263,12 @@ def to_uint8(mask: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(np.asarray(mask, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def _load_entries(models, peers, cache_root: Path | None) -> list[Entry]:
+def _load_entries(models, peers, cache_root: Path | None, device: str = "auto") -> list[Entry]:
     entries: list[Entry] = []
     taken: set[str] = set()
     for kind, items in (("model", models), ("peer", peers)):
         for item in items:
-            segmenter = load_segmenter(item, peer=kind == "peer")
+            segmenter = load_segmenter(item, peer=kind == "peer", device=device)
             name, n = segmenter.name, 2
             while name in taken:
                 name, n = f"{segmenter.name}-{n}", n + 1
@@ -361,13 +361,15 @@ def evaluate(
     use_cache: bool = True,
     gallery_size: int = 3,
     progress: bool = True,
+    device: str = "auto",
 ) -> dict:
     """Score ``models`` (our model files or Segmenters) and ``peers`` (ONNX U-2-Net files).
 
     Writes the report folder described in the module docstring and returns the
     ``report.json`` content. ``cache_dir`` defaults to ``out_dir/cache``;
     ``use_cache=False`` neither reads nor writes it. Raises
-    :class:`EvaluationError` when there is nothing to score.
+    :class:`EvaluationError` when there is nothing to score. ``device`` is where the models run
+    (:data:`RMBG.runtime.device.DEVICES`); ``run.json`` records what ran each one.
     """
     if limit is not None and limit < 1:
         raise EvaluationError(f"limit must be at least 1, got {limit}")
@@ -380,7 +382,7 @@ def evaluate(
         raise EvaluationError(f"{data_dir}: no photo with a mask to score"
                               + (f" in split {split!r}" if split else ""))
     cache_root = (Path(cache_dir) if cache_dir else out_dir / "cache") if use_cache else None
-    entries = _load_entries(models, peers, cache_root)
+    entries = _load_entries(models, peers, cache_root, device)
 
     scored: list[Sample] = []
     digests: list[str] = []
@@ -421,7 +423,7 @@ def evaluate(
     _write_json(out_dir / "run.json", {
         "data": str(Path(data_dir).resolve()), "split": split, "limit": limit,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "models": [{"name": e.name, "kind": e.kind, "path": str(e.segmenter.path),
+        "models": [{"name": e.name, "kind": e.kind, "path": str(e.segmenter.path), "device": e.segmenter.device_line,
                     "runtime": type(e.segmenter).__name__, "input_size": e.segmenter.input_size,
                     "cache": str(e.cache.folder) if e.cache else None,
                     "predicted": e.calls, "from_cache": int(sum(e.cached))} for e in entries],

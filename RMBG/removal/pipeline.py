@@ -171,6 +171,7 @@ class Remover:
         box=None,
         largest: bool = False,
         invert: bool = False,
+        device: str = "auto",
     ):
         self.refine = check_refine(refine)
         self.box = check_box(box)
@@ -184,7 +185,7 @@ class Remover:
             raise ValueError(f"batch size {batch_size}: must be at least 1")
         self.batch_size = int(batch_size)
         self.runtime = runtime
-        self.segmenter: Segmenter = load_segmenter(model, runtime=runtime)
+        self.segmenter: Segmenter = load_segmenter(model, runtime=runtime, device=device)
 
     @property
     def name(self) -> str:

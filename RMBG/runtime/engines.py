@@ -41,6 +41,13 @@ from RMBG.models.info import (
     sidecar_path,
 )
 from RMBG.quiet import quiet_native_stderr
+from RMBG.runtime.device import (
+    CPU_PROVIDER,
+    DeviceError,
+    check_device,
+    keras_device_line,
+    onnx_providers,
+)
 
 #: Photos larger than this many times the model's input size are area-averaged
 #: down to it before the Lanczos resize (see :meth:`Segmenter.preprocess`).
@@ -73,6 +80,8 @@ class Segmenter:
 
     #: short label for reports (file stem by default)
     name: str
+    #: what runs the model, said once by the commands ("LiteRT int8 on CPU, 2 threads", ...)
+    device_line: str = ""
     info: ModelInfo
     path: Path | None = None
 
@@ -160,17 +169,19 @@ class KerasSegmenter(Segmenter):
     other backends it is called directly.
     """
 
-    def __init__(self, model, info: ModelInfo, name: str, path=None, compile: bool = True):
+    def __init__(self, model, info: ModelInfo, name: str, path=None, compile: bool = True, device: str = "auto"):
         super().__init__(info, name, path)
+        self.device_line = keras_device_line(device)
         self.model = model
         self._run = self._compiled() if compile else None
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, compile: bool = True) -> "KerasSegmenter":
+    def from_file(cls, path: str | os.PathLike, compile: bool = True, device: str = "auto") -> "KerasSegmenter":
         from RMBG.models.build import load_model
 
+        check_device(device)
         model = load_model(path)
-        return cls(model, model.rmbg_info, Path(path).stem, path, compile=compile)
+        return cls(model, model.rmbg_info, Path(path).stem, path, compile=compile, device=device)
 
     def _compiled(self):
         import keras
@@ -199,10 +210,14 @@ class TFLiteSegmenter(Segmenter):
     and integer-quantised inputs/outputs are both handled.
     """
 
-    def __init__(self, path: str | os.PathLike, info: ModelInfo | None = None, threads: int = RUNTIME_THREADS):
+    def __init__(self, path: str | os.PathLike, info: ModelInfo | None = None, threads: int = RUNTIME_THREADS,
+                 device: str = "auto"):
         from ai_edge_litert.interpreter import Interpreter
 
         path = Path(path)
+        if check_device(device) == "gpu":
+            raise DeviceError(f"--device gpu: {path.name} is a LiteRT file and LiteRT runs on the CPU here; use "
+                              "--runtime keras (with the GPU build) or an .onnx export with onnxruntime-gpu")
         info = info or require_sidecar(path)
         try:
             with quiet_native_stderr():
@@ -213,6 +228,12 @@ class TFLiteSegmenter(Segmenter):
         self._output = self.interpreter.get_output_details()[0]
         self._batch = None
         super().__init__(info, path.stem, path)
+        self.device_line = f"LiteRT {self.precision()} on CPU, {threads} threads"
+
+    def precision(self) -> str:
+        """``int8``, ``fp16`` or ``fp32``: the narrowest type among the file's tensors."""
+        types = {detail["dtype"] for detail in self.interpreter.get_tensor_details()}
+        return "int8" if np.int8 in types or np.uint8 in types else "fp16" if np.float16 in types else "fp32"
 
     def _ensure_batch(self, n: int) -> None:
         if n != self._batch:
@@ -247,25 +268,34 @@ def _dequantize(x: np.ndarray, detail: dict) -> np.ndarray:
     return (x.astype(np.float32) - zero) * scale
 
 
+def onnx_device_line(session, threads: int | None) -> str:
+    """``"onnxruntime CPUExecutionProvider, 2 threads"``: the provider that runs the session first."""
+    provider = session.get_providers()[0]
+    return f"onnxruntime {provider}" + (f", {threads} threads" if threads and provider == CPU_PROVIDER else "")
+
+
 class OnnxSegmenter(Segmenter):
     """An ``.onnx`` export of our own (:mod:`RMBG.models.export`): NHWC input, one mask output.
 
     The ModelInfo is read from the file's metadata, else from its sidecar.
     """
 
-    def __init__(self, path: str | os.PathLike, info: ModelInfo | None = None, threads: int = RUNTIME_THREADS):
+    def __init__(self, path: str | os.PathLike, info: ModelInfo | None = None, threads: int = RUNTIME_THREADS,
+                 device: str = "auto"):
         import onnxruntime as ort
 
         path = Path(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        providers = onnx_providers(device)
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ValueError(f"{path}: not a usable ONNX model ({exc})") from None
         info = info or onnx_embedded_info(self.session) or require_sidecar(path)
         self._input_name = self.session.get_inputs()[0].name
         super().__init__(info, path.stem, path)
+        self.device_line = onnx_device_line(self.session, threads)
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         maps = self.session.run(None, {self._input_name: batch.astype(np.float32, copy=False)})[0]
@@ -275,7 +305,7 @@ class OnnxSegmenter(Segmenter):
 class OnnxPeerSegmenter(Segmenter):
     """A public U-2-Net ONNX file run as rembg runs it (NCHW, divide by max, min-max out)."""
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, device: str = "auto"):
         import onnxruntime as ort
 
         path = Path(path)
@@ -284,13 +314,14 @@ class OnnxPeerSegmenter(Segmenter):
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), options, providers=onnx_providers(device))
         shape = self.session.get_inputs()[0].shape
         size = shape[-1] if isinstance(shape[-1], int) else 320
         info = ModelInfo(
             arch="onnx-peer", input_size=size, output_index=0, output_norm="minmax", input_scale="max"
         )
         super().__init__(info, path.stem, path)
+        self.device_line = onnx_device_line(self.session, threads)
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         feed = {self.session.get_inputs()[0].name: np.transpose(batch, (0, 3, 1, 2))}
@@ -374,32 +405,35 @@ def fast_segmenter(
     return segmenter
 
 
-def _open(path: Path, peer: bool, runtime: str) -> Segmenter:
+def _open(path: Path, peer: bool, runtime: str, device: str) -> Segmenter:
     suffix = path.suffix.lower()
     if suffix == ".keras":
         if runtime not in KERAS_RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r} for {path}; choose one of {', '.join(KERAS_RUNTIMES)}")
         if runtime == "keras":
-            return KerasSegmenter.from_file(path)
+            return KerasSegmenter.from_file(path, device=device)
+        if device == "gpu":
+            raise DeviceError(f"--device gpu: runtime {runtime!r} is LiteRT, which runs on the CPU here; "
+                              f"add --runtime keras (with the GPU build installed) to run {path.name} on a GPU")
         return fast_segmenter(path, quantize="int8" if runtime == "tflite-int8" else "none")
     if suffix == ".tflite":
-        return TFLiteSegmenter(path)
+        return TFLiteSegmenter(path, device=device)
     if suffix == ".onnx":
         if peer:
-            return OnnxPeerSegmenter(path)
+            return OnnxPeerSegmenter(path, device=device)
         try:
-            return OnnxSegmenter(path)
+            return OnnxSegmenter(path, device=device)
         except ValueError:
             if sidecar_path(path).exists():
                 raise
             # No model info anywhere: a public U-2-Net file, run as rembg runs it.
-            return OnnxPeerSegmenter(path)
+            return OnnxPeerSegmenter(path, device=device)
     raise ValueError(
         f"{path}: unsupported model file type {suffix!r} (expected .keras, .tflite or .onnx)"
     )
 
 
-def load_segmenter(model=None, peer: bool = False, runtime: str = "keras") -> Segmenter:
+def load_segmenter(model=None, peer: bool = False, runtime: str = "keras", device: str = "auto") -> Segmenter:
     """A :class:`Segmenter` for a path, a Segmenter, or ``None`` (the default model).
 
     The file type picks the runtime: ``.keras`` (``runtime="keras"``, or
@@ -408,7 +442,9 @@ def load_segmenter(model=None, peer: bool = False, runtime: str = "keras") -> Se
     ``.tflite``, ``.onnx`` (our exports; files without model info, or
     ``peer=True``, run as rembg runs public U-2-Net files). Files are loaded
     once and kept in a small LRU cache keyed by path, size, modification time
-    and runtime, so repeated calls reuse the model and memory stays bounded.
+    and runtime, so repeated calls reuse the model and memory stays bounded. ``device``
+    (:data:`RMBG.runtime.device.DEVICES`) picks where it runs; ``gpu`` raises
+    :class:`~RMBG.runtime.device.DeviceError` where no GPU can run it (never a silent CPU run).
     """
     if isinstance(model, Segmenter):
         return model
@@ -416,11 +452,11 @@ def load_segmenter(model=None, peer: bool = False, runtime: str = "keras") -> Se
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file not found")
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, peer, runtime)
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, peer, runtime, check_device(device))
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    segmenter = _open(path, peer, runtime)
+    segmenter = _open(path, peer, runtime, device)
     _CACHE[key] = segmenter
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)

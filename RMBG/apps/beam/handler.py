@@ -84,10 +84,11 @@ class RemoverSpec:
     runtime: str = DEFAULT_RUNTIME
     refine: str = "none"
     threshold: Optional[float] = None
+    device: str = "auto"
 
     def build(self, batch_size: int = 1) -> Remover:
         """The worker's remover; its model is loaded once per process (:func:`RMBG.runtime.engines.load_segmenter`)."""
-        return Remover(local_copy(self.model), self.runtime, self.refine, self.threshold, batch_size)
+        return Remover(local_copy(self.model), self.runtime, self.refine, self.threshold, batch_size, device=self.device)
 
 
 class RemovalModelHandler(ModelHandler):
