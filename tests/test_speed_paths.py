@@ -1,6 +1,6 @@
 """The fast paths of ``remove`` (issue 16): the pipelined folder loop, the default runtime, no TensorFlow.
 
-* the pipelined folder path (:mod:`RMBG.apps.batch.pipeline`, ``jobs.run_jobs``)
+* the pipelined folder path (:mod:`RMBG.apps.batch.pipeline`, ``RMBG.apps.batch.jobs.run_jobs``)
   writes the same bytes as the photos done one at a time, keeps the jobs'
   order and fails bad files on their own;
 * the default runtime keeps issue 16's quality bound against the fp32 Keras
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from RMBG.apps.batch import jobs
+from RMBG.apps.batch import jobs as batch_jobs
 from RMBG.apps.batch.pipeline import run_pipeline
 from RMBG.evaluation.metrics import score_image, summarize_by
 from RMBG.images.io import read_image, read_mask
@@ -73,20 +73,20 @@ def _one_at_a_time(jobs, remover: Remover, mode: str) -> dict[Path, str]:
             mask = remover.try_small_masks([image])[0]
             if isinstance(mask, BaseException):
                 raise mask
-            jobs._save(remover.picture(image, mask, mode), job.target, False)
+            batch_jobs._save(remover.picture(image, mask, mode), job.target, False)
             outcomes[job.source] = "written"
         except Exception as exc:  # noqa: BLE001 - compared with the pipeline's reason
-            outcomes[job.source] = jobs._reason(exc)
+            outcomes[job.source] = batch_jobs._reason(exc)
     return outcomes
 
 
 @pytest.mark.parametrize("mode,batch_size", [("rgba", 1), ("side-by-side", 3)])
 def test_pipelined_folder_writes_the_bytes_of_one_photo_at_a_time(folder, remover, tmp_path, mode, batch_size):
     piped, single = tmp_path / "piped", tmp_path / "single"
-    jobs, summary = jobs.plan_jobs([str(folder)], piped, mode)
-    reference_jobs, _ = jobs.plan_jobs([str(folder)], single, mode)
+    jobs, summary = batch_jobs.plan_jobs([str(folder)], piped, mode)
+    reference_jobs, _ = batch_jobs.plan_jobs([str(folder)], single, mode)
     fast = Remover(remover.segmenter, batch_size=batch_size)
-    jobs.run_jobs(jobs, fast, summary, mode, progress=False)
+    batch_jobs.run_jobs(jobs, fast, summary, mode, progress=False)
     expected = _one_at_a_time(reference_jobs, Remover(remover.segmenter), mode)
 
     assert [path for path, _ in summary.failed] == [folder / "peo" / "broken.jpg"]
@@ -191,7 +191,7 @@ def test_default_runtime_keeps_the_quality_bound_against_fp32_keras(shared_data,
 
 _NO_TF = """
 import sys
-from RMBG.apps.batch.jobs import main
+from RMBG.commands.remove import main
 status = main(sys.argv[1:] + ["--quiet"])
 loaded = sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow", "keras", "tf_keras", "tf2onnx"})
 print("LOADED", loaded)
