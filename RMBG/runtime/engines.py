@@ -339,7 +339,7 @@ def load_segmenter(model=None, peer: bool = False, runtime: str = "keras") -> Se
     ``peer=True``, run as their publishers run them, :class:`OnnxPeerSegmenter`).
     Files are loaded
     once and kept in a small LRU cache keyed by path, size, modification time
-    and runtime, so repeated calls reuse the model and memory stays bounded.
+    and runtime (``.keras`` only), so repeated calls reuse the model and memory stays bounded.
     """
     if isinstance(model, Segmenter):
         return model
@@ -352,7 +352,8 @@ def load_segmenter(model=None, peer: bool = False, runtime: str = "keras") -> Se
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file not found")
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, peer, runtime)
+    keras_runtime = runtime if path.suffix.lower() == ".keras" else None  # the others ignore it
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, peer, keras_runtime)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
