@@ -28,14 +28,12 @@ def isnet():
     return RT.load_segmenter("isnet")
 
 
-def imgly_mask(segmenter, image: np.ndarray) -> np.ndarray:
-    """IS-Net's map of ``image`` computed as imgly does, written out here independently of the
-    runtime's preprocessing: bilinear to 1024, (x - 128) / 256, NCHW, output ``output`` as is."""
+def imgly_map(segmenter, image: np.ndarray) -> np.ndarray:
+    """IS-Net's 1024x1024 map of ``image`` computed as imgly does, written out here independently of
+    the runtime's preprocessing: bilinear to 1024 (uint8), (x - 128) / 256, NCHW, output ``output`` as is."""
     small = np.asarray(Image.fromarray(image).resize((1024, 1024), Image.BILINEAR), np.float32)
     feed = ((small - 128.0) / 256.0).transpose(2, 0, 1)[None]
-    out = segmenter.session.run(["output"], {"input": feed})[0][0, 0]
-    big = Image.fromarray(out.astype(np.float32), mode="F").resize(image.shape[1::-1], Image.BILINEAR)
-    return np.clip(np.asarray(big), 0, 1)
+    return segmenter.session.run(["output"], {"input": feed})[0][0, 0]
 
 
 def test_isnet_gives_sane_masks_on_people(isnet, shared_data):
@@ -47,6 +45,10 @@ def test_isnet_gives_sane_masks_on_people(isnet, shared_data):
         assert mask.shape == truth.shape and 0.0 <= mask.min() and mask.max() <= 1.0
         mae = float(np.abs(mask - truth).mean())
         assert mae < MAX_MAE, f"{image_path.name}: MAE {mae:.4f}"
-        assert 0.1 < mask.mean() < 0.9  # a subject, neither nothing nor everything
+        assert abs(mask.mean() - truth.mean()) < 0.05  # the subject's share of the photo, not nothing or all
+        hard, true = mask > 0.5, truth > 0.5
+        assert (hard & true).sum() / (hard | true).sum() > 0.8  # IoU
         if index == 0:  # the recipe matches imgly's, computed independently
-            assert np.abs(mask - imgly_mask(isnet, image)).mean() < 1e-3
+            # ((x/255 - 128/255) / (256/255) rounds apart from (x - 128) / 256 by ~1e-7; the fp16 network
+            # turns that into at most ~3e-4 on a pixel)
+            assert np.abs(isnet.predict_small([image])[0] - imgly_map(isnet, image)).max() < 1e-3
