@@ -13,7 +13,8 @@ import sys
 #: command -> one-line help; the command's module is :func:`command_module`
 COMMANDS = {
     "import-weights": "import rembg's u2net/u2netp ONNX weights into a .keras model",
-    "fetch-teacher": "download rembg's U-2-Net (176 MB) as a distillation teacher (opt-in)",
+    "fetch-teacher": "download a big public model: u2net (rembg's U-2-Net, 176 MB) or isnet (IS-Net, 88 MB; opt-in)",
+    "models": "list the models --model takes by name (size, input, licence, source, present or not)",
     "label": "write a dataset whose masks are a teacher model's soft maps (distillation)",
     "distill-set": "mix ground truth and teacher labels into one training folder",
     "train": "train or fine-tune a model with a preset",

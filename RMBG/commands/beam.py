@@ -22,6 +22,8 @@ from RMBG.apps.beam.pipeline import (
     counters,
 )
 from RMBG.commands.common import add_device_option
+from RMBG.commands.models import MODEL_HELP, model_argument
+from RMBG.models.names import is_name_spec, members, resolve_file
 from RMBG.removal.compose import DEFAULT_BG_COLOR, MODES
 from RMBG.removal.edges import REFINE_METHODS
 from RMBG.removal.pipeline import check_output, check_refine, check_threshold
@@ -39,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", action="append", required=True, metavar="PATTERN",
                         help="file, folder or glob (quote it; * in one folder, ** below); repeatable")
     parser.add_argument("--output", required=True, help="output folder (local, gs://, s3://); gets manifest.jsonl")
-    parser.add_argument("--model", help="model file (.keras, .tflite, .onnx; local or gs://...); "
-                        "default: the shipped model")
+    parser.add_argument("--model", type=model_argument,
+                        help=f"{MODEL_HELP} (a file may be local or gs://...; a name is found where the "
+                        "workers run); default: the shipped model")
     parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=DEFAULT_RUNTIME, help="how .keras models run")
     add_device_option(parser)
     parser.add_argument("--mode", choices=MODES, default="rgba", help="what to write (default rgba)")
@@ -66,10 +69,14 @@ def run(argv: list[str] | None = None) -> tuple[int, dict[str, int]]:
         threshold = check_threshold(args.threshold)
         handler = RemovalModelHandler(RemoverSpec(args.model, args.runtime, args.refine, threshold, args.device),
                                       max_batch_size=args.batch_size)
-        for path in (args.model, args.bg_image):
+        if args.model is not None and is_name_spec(args.model):
+            for name in members(args.model):  # says which command gets a missing file
+                if is_name_spec(name):
+                    resolve_file(name)
+        for path in (None if args.model is None or is_name_spec(args.model) else args.model, args.bg_image):
             if path is not None and not FileSystems.exists(path):
                 raise ValueError(f"{path}: file not found")
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         print(f"beam: {exc}", file=sys.stderr)
         return 2, {}
     settings = Settings(_normal(args.output), args.mode, args.bg_color, args.bg_image,

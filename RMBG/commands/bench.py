@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from RMBG.commands.models import MODEL_HELP, model_argument
 from RMBG.evaluation.bench import bench, format_result
 from RMBG.images.io import ImageReadError
 from RMBG.runtime.engines import (
@@ -17,10 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m RMBG bench",
                                      description="Time our model against ONNX peers, end to end.")
     parser.add_argument("--data", required=True, type=Path, help="a folder of photos, or one with images/")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="our model file (default: the shipped default model)")
-    parser.add_argument("--peer", required=True, type=Path, metavar="ONNX", action="append",
-                        help="a peer U-2-Net ONNX file (rembg's u2netp, ~/.u2net/u2net.onnx); repeat for several")
+    parser.add_argument("--model", type=model_argument, default=None,
+                        help=f"our model: {MODEL_HELP} (default: the shipped default model)")
+    parser.add_argument("--peer", required=True, type=model_argument, metavar="ONNX", action="append",
+                        help="a peer: a name (u2netp, u2net, isnet) or a public ONNX file, run as its publisher "
+                        "runs it; repeat for several")
     parser.add_argument("--n", type=int, default=50, help="number of photos (default 50)")
     parser.add_argument("--batch-size", type=int, default=8, help="batch size of the throughput pass")
     parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=None,

@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 from RMBG.apps.demo import DEMO_OUT, run_demo
+from RMBG.commands.models import MODEL_HELP, model_argument
 from RMBG.constants import SAMPLES_DIR
 from RMBG.runtime.engines import DEFAULT_RUNTIME, KERAS_RUNTIMES
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m RMBG demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", help="model file (default: the shipped model)")
+    parser.add_argument("--model", type=model_argument, help=f"{MODEL_HELP}; default: the shipped model")
     parser.add_argument("--out", type=Path, default=DEMO_OUT, help=f"output folder (default {DEMO_OUT})")
     parser.add_argument("--samples", type=Path, default=SAMPLES_DIR, help=f"where the photos go (default {SAMPLES_DIR})")
     parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=DEFAULT_RUNTIME, help="how .keras models run")

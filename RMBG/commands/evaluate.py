@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from RMBG.commands.common import add_device_option, say_device
+from RMBG.commands.models import MODEL_HELP, model_argument
 from RMBG.evaluation.evaluate import (
     MAX_PRINTED_WARNINGS,
     EvaluationError,
@@ -30,10 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", required=True, type=Path,
                         help="folder with images/ and masks/ matched by name (optional index.csv)")
-    parser.add_argument("--model", action="append", default=[], type=Path, metavar="PATH",
-                        help="our model file (.keras, or an export); repeat for several")
-    parser.add_argument("--peer", action="append", default=[], type=Path, metavar="ONNX",
-                        help="a U-2-Net ONNX peer run with rembg's preprocessing; repeat for several")
+    parser.add_argument("--model", action="append", default=[], type=model_argument, metavar="MODEL",
+                        help=f"our model: {MODEL_HELP}; repeat for several")
+    parser.add_argument("--peer", action="append", default=[], type=model_argument, metavar="ONNX",
+                        help="a peer: a name (u2netp, u2net, isnet, A+B) or a public ONNX file, run as its "
+                        "publisher runs it (rembg's U-2-Net recipe, imgly's for IS-Net); repeat for several")
     parser.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR", help="report folder")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N photos")
     parser.add_argument("--split", default=None, help="only the rows of index.csv with this split (e.g. val)")

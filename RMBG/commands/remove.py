@@ -15,6 +15,7 @@ from RMBG.apps.batch.jobs import (
     run_jobs,
 )
 from RMBG.commands.common import add_device_option, say_device
+from RMBG.commands.models import MODEL_HELP, model_argument
 from RMBG.images.io import (
     ImageReadError,
     image_size,
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs (quote globs)")
     parser.add_argument("--out", required=True, help="output folder (created if needed)")
-    parser.add_argument("--model", help="model file (.keras, .tflite, .onnx); default: the shipped model")
+    parser.add_argument("--model", type=model_argument, help=f"{MODEL_HELP}; default: the shipped model")
     parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=DEFAULT_RUNTIME,
                         help="how .keras models run: tflite-int8 (default) is a cached int8 copy, about 3x faster than "
                         "fp32, masks within 0.0023 of it on average; tflite is the cached fp32 copy (the same masks "

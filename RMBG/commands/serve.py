@@ -30,6 +30,7 @@ from RMBG.apps.server.limits import (
 )
 from RMBG.apps.server.work import Models, WorkPool
 from RMBG.commands.common import add_device_option, say_device
+from RMBG.commands.models import MODEL_HELP, model_argument
 from RMBG.removal.pipeline import Remover
 from RMBG.runtime.engines import DEFAULT_RUNTIME, KERAS_RUNTIMES
 
@@ -42,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Serve background removal over HTTP (API, OpenAPI docs, web page).")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default loopback only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    parser.add_argument("--model", action="append", metavar="FILE",
-                        help="model file to serve (.keras, .tflite, .onnx); repeat for several, the first is the "
+    parser.add_argument("--model", action="append", metavar="MODEL", type=model_argument,
+                        help=f"the model to serve: {MODEL_HELP}; repeat for several, the first is the "
                         "default; default: the shipped model")
     parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=DEFAULT_RUNTIME,
                         help="how .keras models run (as in `remove`)")

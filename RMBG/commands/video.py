@@ -15,6 +15,7 @@ from RMBG.apps.video.pipeline import (
 )
 from RMBG.apps.video.temporal import DEFAULT_SMOOTH, check_smooth
 from RMBG.commands.common import add_device_option, say_device
+from RMBG.commands.models import MODEL_HELP, model_argument
 from RMBG.images.io import ImageReadError
 from RMBG.removal.compose import DEFAULT_BG_COLOR, load_background
 from RMBG.removal.edges import REFINE_METHODS
@@ -33,7 +34,7 @@ def common_options(parser: argparse.ArgumentParser) -> None:
                         help=f"temporal smoothing where the mask is unsure, 0 (off) to <1 (default {DEFAULT_SMOOTH})")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help=f"frames per model call (default {DEFAULT_BATCH_SIZE})")
-    parser.add_argument("--model", help="model file (.keras, .tflite, .onnx); default: the shipped model")
+    parser.add_argument("--model", type=model_argument, help=f"{MODEL_HELP}; default: the shipped model")
     parser.add_argument("--runtime", choices=KERAS_RUNTIMES, default=DEFAULT_RUNTIME, help="how .keras models run")
     add_device_option(parser)
     parser.add_argument("--refine", choices=REFINE_METHODS, default="none", help="edge refinement (default none)")

@@ -140,8 +140,10 @@ def per_item_fallback(call, items: Sequence) -> list:
 class Remover:
     """A model and the mask options, turning photos into masks and output pictures.
 
-    ``model`` is a model file (``.keras``, ``.tflite``, ``.onnx``), a
-    :class:`~RMBG.runtime.engines.Segmenter`, or ``None`` for the shipped default;
+    ``model`` is a model file (``.keras``, ``.tflite``, ``.onnx``), a model name
+    (``default``, ``u2netp``, ``u2net``, ``isnet``; :mod:`RMBG.models.names`) or
+    ``A+B`` for the mean of their maps, a :class:`~RMBG.runtime.engines.Segmenter`,
+    or ``None`` for the shipped default;
     ``runtime`` says how ``.keras`` files run (:data:`RMBG.runtime.engines.KERAS_RUNTIMES`);
     ``refine`` is one of :data:`RMBG.removal.edges.REFINE_METHODS`; ``threshold`` in
     [0, 1] makes the mask hard; ``batch_size`` photos go to the model per call.

@@ -1,4 +1,4 @@
-"""One interface over every model file we can run: :class:`Segmenter`.
+"""The runtimes behind the one interface :class:`~RMBG.runtime.segmenter.Segmenter`, and loading by name or file.
 
 Predict, evaluate, bench and the notebooks all go through here, so the
 preprocessing (resize, normalise) and postprocessing (output scaling, resize
@@ -8,8 +8,11 @@ subclass implementing :meth:`Segmenter._infer`.
 Runtimes: :class:`KerasSegmenter` (``.keras``, run through a compiled
 ``tf.function`` on the TensorFlow backend), :class:`TFLiteSegmenter`
 (``.tflite`` exports, LiteRT interpreter), :class:`OnnxSegmenter` (our
-``.onnx`` exports) and :class:`OnnxPeerSegmenter` (public U-2-Net ONNX files
-run as rembg runs them). :func:`load_segmenter` picks one by file type.
+``.onnx`` exports) and :class:`OnnxPeerSegmenter` (public ONNX files run as
+their publishers run them: rembg's U-2-Net, imgly's IS-Net).
+:func:`load_segmenter` picks one by file type, and takes model names
+(:mod:`RMBG.models.names`) and ``A+B`` means (:mod:`RMBG.runtime.ensemble`).
+The base class lives in :mod:`RMBG.runtime.segmenter`.
 
 :func:`fast_segmenter` serves a ``.keras`` model through a TFLite copy
 cached under ``Data/cache/runtime/`` (keyed by the model file's digest and the
@@ -24,12 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -40,6 +40,7 @@ from RMBG.models.info import (
     select_output,
     sidecar_path,
 )
+from RMBG.models.names import Recipe, is_name_spec, members, recipe_for, resolve_file
 from RMBG.quiet import quiet_native_stderr
 from RMBG.runtime.device import (
     CPU_PROVIDER,
@@ -48,10 +49,9 @@ from RMBG.runtime.device import (
     keras_device_line,
     onnx_providers,
 )
+from RMBG.runtime.ensemble import EnsembleSegmenter
+from RMBG.runtime.segmenter import PRESHRINK_FACTOR, Segmenter, upsample_mask  # noqa: F401 (re-exported)
 
-#: Photos larger than this many times the model's input size are area-averaged
-#: down to it before the Lanczos resize (see :meth:`Segmenter.preprocess`).
-PRESHRINK_FACTOR = 4
 #: Threads for the TFLite and ONNX interpreters (this project's machines have 2 cores).
 #: Measured with the folder pipeline (issue 16): 2 threads beat 1 thread plus the
 #: read/write threads (50 photos 0.84x against 1.05x of a serial 2-thread loop).
@@ -73,88 +73,6 @@ KERAS_RUNTIMES = ("keras", "tflite", "tflite-int8")
 #: calibration, about 1-2 minutes); ``tflite`` (fp32, the same masks as Keras
 #: to 1e-6) and ``keras`` stay available.
 DEFAULT_RUNTIME = "tflite-int8"
-
-
-class Segmenter:
-    """Runs a model on RGB uint8 images and returns full-size masks in [0, 1]."""
-
-    #: short label for reports (file stem by default)
-    name: str
-    #: what runs the model, said once by the commands ("LiteRT int8 on CPU, 2 threads", ...)
-    device_line: str = ""
-    info: ModelInfo
-    path: Path | None = None
-
-    def __init__(self, info: ModelInfo, name: str, path: str | os.PathLike | None = None):
-        self.info = info
-        self.name = name
-        self.path = Path(path) if path is not None else None
-        # one model call at a time: interpreters (TFLite, onnxruntime sessions resized per batch)
-        # are not safe to call from several threads, and cached segmenters are shared
-        self._lock = threading.Lock()
-
-    # -- to implement ----------------------------------------------------
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
-        """Normalised ``NxSxSx3`` float32 input to raw ``NxSxS`` output maps."""
-        raise NotImplementedError
-
-    # -- shared pipeline -------------------------------------------------
-    @property
-    def input_size(self) -> int:
-        return int(self.info.input_size)
-
-    def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """One ``HxWx3`` uint8 RGB image to the model's ``SxSx3`` float32 input.
-
-        Lanczos resize to ``S x S``. Photos wider or taller than
-        ``PRESHRINK_FACTOR * S`` are first area-averaged down to that bound
-        (in numpy, without a full-size PIL copy), which keeps memory and time
-        low for very large photos and leaves the result practically unchanged.
-        """
-        size = self.input_size
-        image = np.ascontiguousarray(image)
-        bound = PRESHRINK_FACTOR * size
-        height, width = image.shape[:2]
-        if height > bound or width > bound:
-            image = cv2.resize(image, (min(width, bound), min(height, bound)), interpolation=cv2.INTER_AREA)
-        small = Image.fromarray(image).resize((size, size), Image.LANCZOS)
-        return self.info.normalize(np.asarray(small))
-
-    def predict_small(self, images: Sequence[np.ndarray], batch_size: int = 1) -> np.ndarray:
-        """Masks at the model's own size, ``NxSxS`` float32 in [0, 1]."""
-        outputs = []
-        for start in range(0, len(images), max(1, batch_size)):
-            chunk = images[start : start + max(1, batch_size)]
-            outputs.append(self.masks_of_inputs(np.stack([self.preprocess(img) for img in chunk])))
-        size = self.input_size
-        return np.concatenate(outputs) if outputs else np.zeros((0, size, size), np.float32)
-
-    def masks_of_inputs(self, batch: np.ndarray) -> np.ndarray:
-        """Model-size masks ``NxSxS`` in [0, 1] of an already preprocessed ``NxSxSx3`` batch:
-        one model call (one at a time across threads) and the output scaling."""
-        with self._lock:
-            maps = self._infer(np.asarray(batch, dtype=np.float32))
-        return self.info.finish(maps)
-
-    def predict(self, images: Sequence[np.ndarray], batch_size: int = 1) -> list[np.ndarray]:
-        """Full-size masks, one ``HxW`` float32 array in [0, 1] per image."""
-        small = self.predict_small(images, batch_size=batch_size)
-        return [upsample_mask(mask, img.shape[:2]) for mask, img in zip(small, images)]
-
-    def predict_one(self, image: np.ndarray) -> np.ndarray:
-        return self.predict([image])[0]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, input_size={self.input_size})"
-
-
-def upsample_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resize a small float mask to ``(height, width)`` with bilinear interpolation."""
-    height, width = int(shape[0]), int(shape[1])
-    if mask.shape == (height, width):
-        return mask.astype(np.float32, copy=False)
-    big = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.clip(big, 0.0, 1.0, out=big)
 
 
 # ---------------------------------------------------------------------------
@@ -303,9 +221,18 @@ class OnnxSegmenter(Segmenter):
 
 
 class OnnxPeerSegmenter(Segmenter):
-    """A public U-2-Net ONNX file run as rembg runs it (NCHW, divide by max, min-max out)."""
+    """A public ONNX file (NCHW, batch 1, no model info) run the way its publisher runs it.
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None, device: str = "auto"):
+    ``recipe`` (a :class:`RMBG.models.names.Recipe`) gives the resize, the
+    input scaling and the output scaling; by default the names table's row of
+    the file, else by its input size (:func:`RMBG.models.names.recipe_for`):
+    rembg's U-2-Net files (Lanczos, divide by the maximum, ImageNet
+    statistics, min-max out) or imgly's IS-Net (bilinear to 1024,
+    ``(x - 128) / 256``, the sigmoid map as is).
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, recipe: Recipe | None = None,
+                 device: str = "auto"):
         import onnxruntime as ort
 
         path = Path(path)
@@ -314,23 +241,27 @@ class OnnxPeerSegmenter(Segmenter):
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=onnx_providers(device))
-        shape = self.session.get_inputs()[0].shape
-        size = shape[-1] if isinstance(shape[-1], int) else 320
-        info = ModelInfo(
-            arch="onnx-peer", input_size=size, output_index=0, output_norm="minmax", input_scale="max"
-        )
-        super().__init__(info, path.stem, path)
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=onnx_providers(device))
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ValueError(f"{path}: not a usable ONNX model ({exc})") from None
+        feed = self.session.get_inputs()[0]
+        size = feed.shape[-1] if isinstance(feed.shape[-1], int) else None
+        recipe = recipe or recipe_for(path, size)
+        self._input_name = feed.name
+        self._input_dtype = np.float16 if feed.type == "tensor(float16)" else np.float32
+        outputs = [out.name for out in self.session.get_outputs()]
+        self._output_name = recipe.output if recipe.output in outputs else outputs[0]
+        self.resample = getattr(Image, recipe.resample.upper())
+        super().__init__(recipe.info("onnx-peer", size), path.stem, path)
         self.device_line = onnx_device_line(self.session, threads)
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        feed = {self.session.get_inputs()[0].name: np.transpose(batch, (0, 3, 1, 2))}
-        # The public export has a fixed batch of 1: run image by image.
-        maps = [
-            self.session.run(None, {k: v[i : i + 1] for k, v in feed.items()})[self.info.output_index]
-            for i in range(batch.shape[0])
-        ]
-        return np.concatenate(maps)[:, 0]
+        nchw = np.transpose(batch, (0, 3, 1, 2)).astype(self._input_dtype)
+        # The public exports have a fixed batch of 1: run image by image.
+        maps = [self.session.run([self._output_name], {self._input_name: nchw[i : i + 1]})[0]
+                for i in range(batch.shape[0])]
+        return np.concatenate(maps)[:, 0].astype(np.float32, copy=False)
 
 
 # ---------------------------------------------------------------------------
@@ -350,16 +281,8 @@ def file_digest(path: str | os.PathLike, length: int = 16) -> str:
 
 
 def default_model_path() -> Path:
-    """The shipped default model, or the imported u2netp until it exists."""
-    from RMBG.constants import DEFAULT_MODEL_PATH, IMPORTED_U2NETP_PATH
-
-    for candidate in (DEFAULT_MODEL_PATH, IMPORTED_U2NETP_PATH):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"no default model: {DEFAULT_MODEL_PATH} is missing (run `python -m RMBG import-weights "
-        f"../shared/peers/u2netp.onnx --arch u2netp --out {IMPORTED_U2NETP_PATH}` to make one)"
-    )
+    """The shipped default model, or the imported u2netp until it exists (the names table's ``default``)."""
+    return resolve_file("default")
 
 
 def runtime_cache_dir() -> Path:
@@ -434,25 +357,39 @@ def _open(path: Path, peer: bool, runtime: str, device: str) -> Segmenter:
 
 
 def load_segmenter(model=None, peer: bool = False, runtime: str = "keras", device: str = "auto") -> Segmenter:
-    """A :class:`Segmenter` for a path, a Segmenter, or ``None`` (the default model).
+    """A :class:`Segmenter` for a model name, a path, a Segmenter, or ``None`` (the default model).
+
+    Names (:mod:`RMBG.models.names`: ``default``, ``u2netp``, ``u2net``,
+    ``isnet``) stand for their files; ``A+B`` is the pixel-wise mean of the
+    members' maps (:class:`RMBG.runtime.ensemble.EnsembleSegmenter`, each
+    member loaded as here). A missing file of a name says which
+    ``fetch-teacher`` command gets it; an unknown name lists the names.
 
     The file type picks the runtime: ``.keras`` (``runtime="keras"``, or
     ``"tflite"`` / ``"tflite-int8"`` for the cached TFLite copy of
     :func:`fast_segmenter`),
     ``.tflite``, ``.onnx`` (our exports; files without model info, or
-    ``peer=True``, run as rembg runs public U-2-Net files). Files are loaded
+    ``peer=True``, run as their publishers run them, :class:`OnnxPeerSegmenter`).
+    Files are loaded
     once and kept in a small LRU cache keyed by path, size, modification time
-    and runtime, so repeated calls reuse the model and memory stays bounded. ``device``
+    and runtime (``.keras`` only), so repeated calls reuse the model and memory stays bounded.
+    ``device``
     (:data:`RMBG.runtime.device.DEVICES`) picks where it runs; ``gpu`` raises
     :class:`~RMBG.runtime.device.DeviceError` where no GPU can run it (never a silent CPU run).
     """
     if isinstance(model, Segmenter):
         return model
+    if model is not None and is_name_spec(str(model)):
+        parts = members(str(model))
+        if len(parts) > 1:
+            return EnsembleSegmenter([load_segmenter(part, peer=peer, runtime=runtime, device=device) for part in parts])
+        model = resolve_file(parts[0])
     path = Path(model) if model is not None else default_model_path()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file not found")
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, peer, runtime, check_device(device))
+    keras_runtime = runtime if path.suffix.lower() == ".keras" else None  # the others ignore it
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, peer, keras_runtime, check_device(device))
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]

@@ -13,7 +13,7 @@ Endpoints (FastAPI on uvicorn):
   ``format`` (png, webp; jpg for the flat modes), ``foreground_estimation``
   (true by default; false composes the photo's own colours at soft edges) and
   ``model`` as form fields or query parameters. Answers the picture with its content type.
-* ``GET /api/models``: the models this server was started with, the modes,
+* ``GET /api/models``: the models this server was started with, every model name, the modes,
   formats and refinements; ``GET /health``: 200 with the loaded models and
   the connections open, uploads being received, requests queued and running;
   ``GET /docs``: the OpenAPI page; ``GET /``: a page to try it in a browser.
@@ -233,9 +233,10 @@ def create_app(models: Models, pool: WorkPool, limits: ClientLimits, api_key: st
 
     @app.get("/api/models")
     async def list_models(request: Request):
-        """The models this server was started with (the first is the default), and the options."""
+        """The models this server was started with (the first is the default), every model name
+        ``serve --model`` takes (``names``: size, input, licence, source, present), and the options."""
         check_key(request, api_key)
-        return {"models": models.describe(), **choices()}
+        return {"models": models.describe(), "names": models.catalogue(), **choices()}
 
     @app.post("/api/remove", openapi_extra=_remove_openapi(), response_class=Response)
     async def remove(request: Request):

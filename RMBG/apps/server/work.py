@@ -26,6 +26,7 @@ import numpy as np
 
 from RMBG.constants import MAX_IMAGE_PIXELS
 from RMBG.images.io import ImageReadError, read_image
+from RMBG.models.names import catalogue, name_of
 from RMBG.removal.compose import DEFAULT_BG_COLOR, MODES
 from RMBG.removal.edges import REFINE_METHODS
 from RMBG.removal.formats import OUTPUT_FORMATS, check_format, encode
@@ -129,8 +130,15 @@ class Models:
         return list(self.removers)
 
     def describe(self) -> list[dict]:
-        return [{"name": name, "input_size": r.input_size, "default": i == 0}
+        """The served models; ``names`` says which rows of :meth:`catalogue` each one runs."""
+        return [{"name": name, "input_size": r.input_size, "default": i == 0,
+                 "names": [name_of(path) for path in r.segmenter.files]}
                 for i, (name, r) in enumerate(self.removers.items())]
+
+    @staticmethod
+    def catalogue() -> list[dict]:
+        """Every model name ``--model`` takes (``python -m RMBG models``): size, input, licence, source, present."""
+        return catalogue()
 
     def warm_up(self) -> None:
         """One small prediction per model, so the first request does not pay for the runtime's start."""
