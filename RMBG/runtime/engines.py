@@ -241,8 +241,9 @@ class OnnxPeerSegmenter(Segmenter):
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        providers = onnx_providers(device)  # a DeviceError stays one (not "unusable model")
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=onnx_providers(device))
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ValueError(f"{path}: not a usable ONNX model ({exc})") from None
         feed = self.session.get_inputs()[0]
