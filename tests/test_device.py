@@ -60,8 +60,9 @@ def test_remove_prints_the_device_once_and_refuses_gpu_here(tmp_path, shared_dat
 def test_evaluate_prints_each_model_s_device_and_records_it(tmp_path, shared_data, peer_onnx, capsys):
     import json
 
-    from RMBG.commands.evaluate import main as evaluate_main
     from shared_sets import link_pairs, pairs
+
+    from RMBG.commands.evaluate import main as evaluate_main
 
     data = link_pairs(pairs(shared_data / "ecssd", 2), tmp_path / "data")
     assert evaluate_main(["--data", str(data), "--peer", str(peer_onnx), "--out", str(tmp_path / "r"),
@@ -75,8 +76,9 @@ def test_evaluate_prints_each_model_s_device_and_records_it(tmp_path, shared_dat
 
 
 def test_train_refuses_gpu_here_before_touching_anything(tmp_path, shared_data, capsys):
-    from RMBG.commands.train import main as train_main
     from shared_sets import link_pairs, pairs
+
+    from RMBG.commands.train import main as train_main
 
     data = link_pairs(pairs(shared_data / "ecssd", 4), tmp_path / "data")
     out = tmp_path / "run"

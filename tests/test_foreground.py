@@ -20,12 +20,17 @@ import numpy as np
 import pytest
 from shared_sets import pairs
 
+from RMBG.constants import FOREGROUND_SPREAD_MODEL_PX, MODELS_DIR
 from RMBG.evaluation import fringe as FR
+from RMBG.evaluation.prompts import validation_pairs
 from RMBG.images.io import read_image, read_mask
 from RMBG.removal import compose as C
-from RMBG.constants import FOREGROUND_SPREAD_MODEL_PX, MODELS_DIR
-from RMBG.evaluation.prompts import validation_pairs
-from RMBG.removal.foreground import estimate_foreground, soft_band, spread_band, spread_width
+from RMBG.removal.foreground import (
+    estimate_foreground,
+    soft_band,
+    spread_band,
+    spread_width,
+)
 
 #: Shared ECSSD photos in the measurement (400 px, so the whole module takes a few seconds).
 PHOTOS = 12

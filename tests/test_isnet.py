@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from shared_sets import pairs
 
 import RMBG.runtime.engines as RT
 from RMBG.images.io import read_image
 from RMBG.models.names import NAMES
-from shared_sets import pairs
 
 #: The photos' masks must be at least this close to the truth (mean absolute error).
 MAX_MAE = 0.1

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from shared_sets import pairs
 
 import RMBG.runtime.engines as RT
 from RMBG.images.io import read_image
@@ -15,7 +16,6 @@ from RMBG.models import names as N
 from RMBG.models.info import ModelInfo
 from RMBG.runtime.ensemble import EnsembleSegmenter
 from RMBG.runtime.segmenter import Segmenter, upsample_mask
-from shared_sets import pairs
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,21 @@ import socket
 import time
 
 import pytest
-from test_server import Server, assert_error, photos, picture_of  # noqa: F401  (photos: a fixture)
+from test_server import (  # noqa: F401  (photos: a fixture)
+    Server,
+    assert_error,
+    photos,
+    picture_of,
+)
 
 from RMBG.apps.server.client import Reply, multipart, post_photo, request
-from RMBG.apps.server.slow_clients import BODY_START, SlowClients, open_upload, read_answer, status_of
+from RMBG.apps.server.slow_clients import (
+    BODY_START,
+    SlowClients,
+    open_upload,
+    read_answer,
+    status_of,
+)
 
 BODY_TIMEOUT_S = 2.0
 MAX_CONNECTIONS, PER_CLIENT = 40, 4

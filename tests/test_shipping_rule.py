@@ -8,15 +8,21 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from shared_sets import link_pairs, pairs
 
 from RMBG.commands.compare import main as compare_main
 from RMBG.evaluation.evaluate import evaluate
 from RMBG.evaluation.metrics import ImageScores, score_image, summarize
-from RMBG.evaluation.score_file import CURVES_NAME, ScoreFileError, ScoreTable, read_scores, write_curves
+from RMBG.evaluation.score_file import (
+    CURVES_NAME,
+    ScoreFileError,
+    ScoreTable,
+    read_scores,
+    write_curves,
+)
 from RMBG.evaluation.shipping_rule import resample_weights, set_figures, shipping_rule
 from RMBG.images.io import read_mask
 from RMBG.runtime.engines import file_digest
-from shared_sets import link_pairs, pairs
 
 #: Hand-made validation part: photos per category.
 SIZES = {"cat": 30, "object": 60, "person": 40}

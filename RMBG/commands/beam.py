@@ -21,8 +21,7 @@ from RMBG.apps.beam.pipeline import (
     build_pipeline,
     counters,
 )
-from RMBG.commands.common import add_device_option
-from RMBG.commands.models import MODEL_HELP, model_argument
+from RMBG.commands.common import MODEL_HELP, add_device_option, model_argument
 from RMBG.models.names import is_name_spec, members, resolve_file
 from RMBG.removal.compose import DEFAULT_BG_COLOR, MODES
 from RMBG.removal.edges import REFINE_METHODS

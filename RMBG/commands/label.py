@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from RMBG.commands.models import MODEL_HELP, model_argument
+from RMBG.commands.common import MODEL_HELP, model_argument
 from RMBG.models.fetch import default_teacher, teacher_home
 from RMBG.models.names import is_name_spec, members, resolve_file
 from RMBG.training.label import TTA_CHOICES, Teachers, label_images

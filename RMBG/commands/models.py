@@ -1,28 +1,11 @@
-"""``rmbg models``: the models that ``--model`` (and ``--peer``, ``--teacher``) take by name.
-
-Also the one place the commands' ``--model`` option is described and checked
-(:data:`MODEL_HELP`, :func:`model_argument`).
-"""
+"""``rmbg models``: the models that ``--model`` (and ``--peer``, ``--teacher``) take by name."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from RMBG.models.names import ENSEMBLE_SEPARATOR, NAMES, UnknownModelName, catalogue, check_spec
-
-#: The help of every ``--model`` option.
-MODEL_HELP = (f"a model name ({', '.join(NAMES)}; `python -m RMBG models` lists them), several joined by "
-              f"{ENSEMBLE_SEPARATOR!r} for the mean of their maps (e.g. u2net+isnet), or a model file "
-              "(.keras, .tflite, .onnx)")
-
-
-def model_argument(text: str) -> str:
-    """argparse ``type`` of ``--model``: a known name, ``A+B`` or a path (an unknown name is refused, exit 2)."""
-    try:
-        return check_spec(text)
-    except UnknownModelName as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+from RMBG.models.names import ENSEMBLE_SEPARATOR, catalogue
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,12 @@ from RMBG.apps.batch.jobs import (
     plan_jobs,
     run_jobs,
 )
-from RMBG.commands.common import add_device_option, say_device
-from RMBG.commands.models import MODEL_HELP, model_argument
+from RMBG.commands.common import (
+    MODEL_HELP,
+    add_device_option,
+    model_argument,
+    say_device,
+)
 from RMBG.images.io import (
     ImageReadError,
     image_size,

@@ -9,6 +9,14 @@ import sys
 
 import uvicorn
 
+from RMBG.apps.server.limits import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_PER_CLIENT,
+    MIN_BODY_RATE,
+    ClientLimits,
+    guarded_h11,
+)
 from RMBG.apps.server.routes import (
     API_KEY_HEADER,
     DEFAULT_HOST,
@@ -20,17 +28,13 @@ from RMBG.apps.server.routes import (
     create_app,
     log,
 )
-from RMBG.apps.server.limits import (
-    DEFAULT_BODY_TIMEOUT_S,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_PER_CLIENT,
-    MIN_BODY_RATE,
-    ClientLimits,
-    guarded_h11,
-)
 from RMBG.apps.server.work import Models, WorkPool
-from RMBG.commands.common import add_device_option, say_device
-from RMBG.commands.models import MODEL_HELP, model_argument
+from RMBG.commands.common import (
+    MODEL_HELP,
+    add_device_option,
+    model_argument,
+    say_device,
+)
 from RMBG.removal.pipeline import Remover
 from RMBG.runtime.engines import DEFAULT_RUNTIME, KERAS_RUNTIMES
 

@@ -14,8 +14,12 @@ from RMBG.apps.video.pipeline import (
     process_video,
 )
 from RMBG.apps.video.temporal import DEFAULT_SMOOTH, check_smooth
-from RMBG.commands.common import add_device_option, say_device
-from RMBG.commands.models import MODEL_HELP, model_argument
+from RMBG.commands.common import (
+    MODEL_HELP,
+    add_device_option,
+    model_argument,
+    say_device,
+)
 from RMBG.images.io import ImageReadError
 from RMBG.removal.compose import DEFAULT_BG_COLOR, load_background
 from RMBG.removal.edges import REFINE_METHODS

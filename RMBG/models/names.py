@@ -16,9 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from RMBG.constants import DEFAULT_MODEL_PATH, IMAGENET_MEAN, IMAGENET_STD, IMPORTED_U2NETP_PATH, shared_dir
-from RMBG.models.fetch import ISNET_LICENCE, ISNET_MD5, ISNET_PACKAGE, ISNET_SIZE, TEACHER_MD5, TEACHER_WHEEL, \
-    U2NET_LICENCE, teacher_home
+from RMBG.constants import (
+    DEFAULT_MODEL_PATH,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    IMPORTED_U2NETP_PATH,
+    shared_dir,
+)
+from RMBG.models.fetch import (
+    ISNET_LICENCE,
+    ISNET_MD5,
+    ISNET_PACKAGE,
+    ISNET_SIZE,
+    TEACHER_MD5,
+    TEACHER_WHEEL,
+    U2NET_LICENCE,
+    teacher_home,
+)
 from RMBG.models.info import ModelInfo
 
 #: ``A+B``: the mean of the models ``A`` and ``B``.

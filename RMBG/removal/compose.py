@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageColor
 
-from RMBG.removal.cropping import subject_box
 from RMBG.constants import FOREGROUND_MODEL_SIDE
+from RMBG.removal.cropping import subject_box
 from RMBG.removal.foreground import estimate_foreground
 
 #: Output modes, in the order the CLI lists them.

@@ -50,7 +50,11 @@ from RMBG.runtime.device import (
     onnx_providers,
 )
 from RMBG.runtime.ensemble import EnsembleSegmenter
-from RMBG.runtime.segmenter import PRESHRINK_FACTOR, Segmenter, upsample_mask  # noqa: F401 (re-exported)
+from RMBG.runtime.segmenter import (  # noqa: F401 (re-exported)
+    PRESHRINK_FACTOR,
+    Segmenter,
+    upsample_mask,
+)
 
 #: Threads for the TFLite and ONNX interpreters (this project's machines have 2 cores).
 #: Measured with the folder pipeline (issue 16): 2 threads beat 1 thread plus the
