@@ -47,7 +47,6 @@ from RMBG.images.io import (
 )
 from RMBG.removal.compose import DEFAULT_BG_COLOR, load_background
 from RMBG.removal.formats import (
-    LOSSY_QUALITY,
     output_suffix,
     save_options,
 )
@@ -60,9 +59,6 @@ from RMBG.runtime.engines import DEFAULT_RUNTIME
 
 #: Photos predicted together (the masks are then finished one by one).
 DEFAULT_BATCH_SIZE = 1
-
-#: JPEG quality of outputs written as JPEG (:data:`RMBG.removal.formats.LOSSY_QUALITY`).
-JPEG_QUALITY = LOSSY_QUALITY
 
 
 # ---------------------------------------------------------------------------
