@@ -9,10 +9,8 @@ the key, busy and body-limit cases. Masks are compared with
 from __future__ import annotations
 
 import io
-import struct
 import threading
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import numpy as np
 import psutil
 import pytest
 from PIL import Image
-from shared_sets import BAD_FILES
+from shared_sets import BAD_FILES, jpeg_bytes, odd_uploads, png_bomb
 
 from RMBG.apps.server.client import (
     Reply,
@@ -78,12 +76,6 @@ def guarded(tmp_path_factory):
     running = Server(args, tmp_path_factory.mktemp("guarded") / "server.log")
     yield running
     running.stop()
-
-
-def jpeg_bytes(picture: Image.Image, **save) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, format=save.pop("format", "JPEG"), **({"quality": 95} | save))
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -205,23 +197,6 @@ def test_refine_changes_the_mask_as_the_pipeline_does(server, photos):
 # ---------------------------------------------------------------------------
 # Bad and odd inputs: the CLI suite's kinds
 # ---------------------------------------------------------------------------
-def png_bomb(side: int = 30000, rows: int = 1000) -> bytes:
-    """A valid 8-bit grey ``side x side`` PNG of zeros (900 MB decoded), under 1 MB: its deflate
-    stream is one compressed block of ``rows`` rows repeated (full flushes keep blocks independent)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    block = bytes((side + 1) * rows)  # each row: filter byte 0, then zeros
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
-    piece = deflate.compress(block) + deflate.flush(zlib.Z_FULL_FLUSH)
-    check = 1
-    for _ in range(side // rows):
-        check = zlib.adler32(block, check)
-    stream = b"\x78\xda" + piece * (side // rows) + deflate.flush() + struct.pack(">I", check)
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", stream) + chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize("kind", list(BAD_FILES))
 def test_unusable_upload_is_a_json_error_with_the_cli_reason(kind, server, photos, tmp_path):
     name, make, reason = BAD_FILES[kind]
@@ -250,24 +225,20 @@ def test_odd_uploads_work(server, photos, cli_masks):
         fields = {"foreground_estimation": "false", **fields}
         return np.asarray(picture_of(post_photo(server.url, data, fields=fields)))
 
-    cmyk = served(jpeg_bytes(rgb.convert("CMYK")))
+    odd = odd_uploads(rgb)
+    cmyk = served(odd["CMYK JPEG"])
     assert cmyk.shape == (rgb.height, rgb.width, 4) and np.abs(cmyk[..., 3] - reference).mean() / 255 < 0.03
 
     grey8 = np.asarray(rgb.convert("L"))
-    deep = Image.fromarray(grey8.astype(np.uint16) * 257)
-    assert deep.mode == "I;16"
-    out16 = served(jpeg_bytes(deep, format="PNG"))
+    with Image.open(io.BytesIO(odd["16-bit PNG"])) as deep:
+        assert deep.mode == "I;16"
+    out16 = served(odd["16-bit PNG"])
     assert max_diff(out16[..., 0], grey8) <= 1
 
-    rgba = rgb.convert("RGBA")
-    rgba.putalpha(Image.fromarray(np.where(np.arange(rgb.width) < rgb.width // 2, 0, 255).astype(np.uint8)
-                                  [None, :].repeat(rgb.height, 0)))
-    out_rgba = served(jpeg_bytes(rgba, format="PNG"))
+    out_rgba = served(odd["RGBA PNG"])  # the left half transparent
     assert np.array_equal(out_rgba[..., :3], np.asarray(rgb)) and max_diff(out_rgba[..., 3], reference) <= 1
 
-    exif = Image.Exif()
-    exif[0x0112] = 6  # stored turned; orientation 6 turns it back
-    rotated = served(jpeg_bytes(rgb.transpose(Image.Transpose.ROTATE_90), exif=exif))
+    rotated = served(odd["EXIF-rotated JPEG"])
     assert rotated.shape[:2] == (rgb.height, rgb.width) and np.abs(rotated[..., 3] - reference).mean() / 255 < 0.03
 
     dot = served(jpeg_bytes(Image.new("RGB", (1, 1), (200, 30, 30)), format="PNG"))
