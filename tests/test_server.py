@@ -392,8 +392,10 @@ def test_page_is_served_without_external_assets(server):
     reply = request(server.url, "GET", "/")
     assert reply.status == 200 and reply.headers["content-type"].startswith("text/html")
     page = reply.body.decode()
-    assert '<form id="form">' in page and 'type="file"' in page and "<script>" in page
-    assert 'fetch("/api/remove", { method: "POST"' in page and "download" in page
+    assert '<form id="form">' in page and 'type="file" accept="image/*" multiple' in page and "<script>" in page
+    assert 'xhr.open("POST", "/api/remove")' in page and 'body.append("box"' in page and "download" in page
+    outside_template = page.split("<template")[0] + page.split("</template>")[1]
+    assert "<img" not in outside_template  # no picture element before a photo is chosen
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
 
 
