@@ -22,6 +22,7 @@ STYLE = """
              border-radius: .5rem; margin: 1rem 0; }
   label { display: flex; flex-direction: column; font-size: .85rem; gap: .2rem; }
   label.check { flex-direction: row; align-items: center; }
+  #margin { width: 5rem; }
   .actions { display: flex; gap: .8rem; align-items: center; }
   #status.error, .progress.error { color: #b00; }
   #results { display: grid; grid-template-columns: repeat(auto-fill, minmax(21rem, 1fr)); gap: 1rem; margin-top: 1rem; }
