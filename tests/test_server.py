@@ -250,6 +250,7 @@ def test_largest_invert_post_process_and_crop_match_the_pipeline(server, photos)
     for fields, settings in cases:
         served = np.asarray(picture_of(post_photo(server.url, data, fields={"mode": "mask", **fields})))
         assert max_diff(served, np.asarray(Remover(**settings).remove(photo, mode="mask"))) <= 1, fields
+        assert max_diff(served, plain) > 1, fields  # the option reached the pipeline (each changes this cat's mask)
     inverted = np.asarray(picture_of(post_photo(server.url, data, fields={"mode": "mask", "invert": "true"})))
     assert max_diff(inverted.astype(int) + plain, np.full(plain.shape, 255)) <= 1
     photo = photos[0]  # a person who does not fill the photo
