@@ -239,20 +239,30 @@ def test_box_runs_the_model_on_the_crop_and_keeps_nothing_outside(server, photos
     assert max_diff(np.asarray(in_fractions), served) == 0
 
 
-def test_largest_invert_post_process_and_crop_match_the_pipeline(server, photos):
+def two_people(photo: Path, target: Path) -> Path:
+    """``photo`` and a half-size copy of it side by side on its corner's colour: a mask of two regions."""
+    with Image.open(photo) as img:
+        person = img.convert("RGB")
+    small = person.resize((person.width // 2, person.height // 2))
+    both = Image.new("RGB", (person.width + small.width + 24, person.height), person.getpixel((0, 0)))
+    both.paste(person, (0, 0))
+    both.paste(small, (person.width + 24, person.height - small.height))
+    both.save(target)
+    return target
+
+
+def test_largest_invert_post_process_and_crop_match_the_pipeline(server, photos, tmp_path):
     from RMBG.removal.pipeline import Remover
 
-    photo = photos[1]
-    data = photo.read_bytes()
-    cases = [({"largest": "true"}, {"largest": True}), ({"post_process": "yes"}, {"post_process": True}),
-             ({"invert": "on"}, {"invert": True})]
-    plain = np.asarray(Remover().remove(photo, mode="mask"))
-    for fields, settings in cases:
-        served = np.asarray(picture_of(post_photo(server.url, data, fields={"mode": "mask", **fields})))
+    cases = [(two_people(photos[0], tmp_path / "two.png"), {"largest": "true"}, {"largest": True}),
+             (photos[1], {"post_process": "yes"}, {"post_process": True}),
+             (photos[1], {"invert": "on"}, {"invert": True})]
+    for photo, fields, settings in cases:
+        plain = np.asarray(Remover().remove(photo, mode="mask"))
+        served = np.asarray(picture_of(post_photo(server.url, photo.read_bytes(), fields={"mode": "mask", **fields})))
         assert max_diff(served, np.asarray(Remover(**settings).remove(photo, mode="mask"))) <= 1, fields
-        assert max_diff(served, plain) > 1, fields  # the option reached the pipeline (each changes this cat's mask)
-    inverted = np.asarray(picture_of(post_photo(server.url, data, fields={"mode": "mask", "invert": "true"})))
-    assert max_diff(inverted.astype(int) + plain, np.full(plain.shape, 255)) <= 1
+        assert max_diff(served, plain) > 1, fields  # the option reached the pipeline
+    assert max_diff(served.astype(int) + plain, np.full(plain.shape, 255)) <= 1  # inverted: alpha + inverse = 255
     photo = photos[0]  # a person who does not fill the photo
     cropped = picture_of(post_photo(server.url, photo.read_bytes(), fields={"crop_margin": "4"}))
     expected = Remover(crop_margin=4).remove(photo)
