@@ -231,8 +231,9 @@ def test_workspace_runs_top_to_bottom(page, lab, notebook, tmp_path):
 # ---------------------------------------------------------------------------
 # The server's page
 # ---------------------------------------------------------------------------
-@pytest.fixture
-def server(tmp_path):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``python -m RMBG serve`` on a free port, one worker, for the module's page tests."""
     from RMBG.apps.server.client import (
         free_port,
         start_server,
@@ -241,7 +242,7 @@ def server(tmp_path):
     )
 
     port = free_port()
-    log = tmp_path / "server.log"
+    log = tmp_path_factory.mktemp("serve") / "server.log"
     process = start_server(["--port", str(port), "--workers", "1"], log, cwd=PROJECT_ROOT)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process, SERVER_START_S)
@@ -252,31 +253,180 @@ def server(tmp_path):
     stop_server(process)
 
 
-def test_server_page_removes_the_background_of_an_uploaded_photo(page, server, shared_data, tmp_path):
+PAGE_PHOTO_SIDE = 320  # the model works at 320 px: small photos keep the page tests quick
+RESULT_S = 180
+#: A result of the page as base64 (the blob URL of the i-th card's result, read in the page).
+RESULT_BYTES_JS = """async (i) => {
+  const img = document.querySelectorAll('.card .after')[i];
+  const bytes = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
+  let text = '';
+  for (let k = 0; k < bytes.length; k += 32768) text += String.fromCharCode(...bytes.subarray(k, k + 32768));
+  return btoa(text);
+}"""
+
+
+@pytest.fixture
+def page_photos(shared_data, tmp_path) -> list[Path]:
+    """Two shared photos (people, cats), shrunk to at most PAGE_PHOTO_SIDE px."""
     from PIL import Image
 
-    photo = sorted((shared_data / "people" / "images").glob("*.jpg"))[0]
+    found = []
+    for subset in ("people", "cats"):
+        with Image.open(sorted((shared_data / subset / "images").glob("*.jpg"))[0]) as img:
+            picture = img.convert("RGB")
+        picture.thumbnail((PAGE_PHOTO_SIDE, PAGE_PHOTO_SIDE))
+        picture.save(tmp_path / f"{subset}.jpg", quality=95)
+        found.append(tmp_path / f"{subset}.jpg")
+    return found
+
+
+def open_page(page, server: str) -> None:
     page.goto(server + "/")
     page.locator("#model option").first.wait_for(state="attached")  # the page asked /api/models
+    assert page.evaluate("() => document.querySelectorAll('img').length") == 0  # nothing to break before a photo
+    assert page.locator("#empty").is_visible()
+
+
+def choose(page, paths: list[Path]) -> None:
+    """Pick ``paths`` at once through the drop zone's file chooser, as a person does."""
     with page.expect_file_chooser() as chooser:
         page.locator("#drop").click()
-    chooser.value.set_files(str(photo))
-    wait_until(lambda: page.evaluate("() => document.getElementById('before').naturalWidth") > 0, 30,
-               "the photo to show before the upload")
+    chooser.value.set_files([str(p) for p in paths])
+
+
+def wait_finished(page, count: int) -> list[str]:
+    """The progress lines of the ``count`` cards once every one says done or an error."""
+    def finished():
+        lines = page.locator(".card .progress")
+        classes = [lines.nth(i).get_attribute("class") for i in range(lines.count())]
+        ready = len(classes) == count and all("done" in c or "error" in c for c in classes)
+        return lines.all_inner_texts() if ready else None
+
+    return wait_until(finished, RESULT_S, f"{count} photos to finish")
+
+
+def result_of(page, index: int):
+    """The i-th card's result as a PIL image (read from the page)."""
+    import io
+
+    from PIL import Image
+
+    wait_until(lambda: page.evaluate(f"() => document.querySelectorAll('.card .after')[{index}].naturalWidth"), 30,
+               "the result picture to load")
+    picture = Image.open(io.BytesIO(base64.b64decode(page.evaluate(RESULT_BYTES_JS, index))))
+    picture.load()
+    return picture
+
+
+def drag(page, locator, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A mouse drag over ``locator`` between two points given as fractions of its size."""
+    box = locator.bounding_box()
+    point = lambda f: (box["x"] + f[0] * box["width"], box["y"] + f[1] * box["height"])  # noqa: E731
+    page.mouse.move(*point(start))
+    page.mouse.down()
+    for step in range(1, 6):
+        page.mouse.move(*point([a + (b - a) * step / 5 for a, b in zip(start, end)]))
+    page.mouse.up()
+
+
+def test_server_page_two_photos_give_two_results_with_split_and_downloads(page, server, page_photos, tmp_path):
+    import zipfile
+
+    from PIL import Image
+
+    open_page(page, server)
+    choose(page, page_photos)
+    assert page.locator(".card").count() == 2 and not page.locator("#empty").is_visible()
     page.locator("#go").click()
-    page.locator("#after").wait_for(state="visible", timeout=120_000)
-    size = wait_until(lambda: page.evaluate("() => { const i = document.getElementById('after');"
-                                            " return i.naturalWidth && [i.naturalWidth, i.naturalHeight]; }"),
-                      30, "the result picture to load")
-    status = page.locator("#status")
-    assert "Done" in status.inner_text() and "error" not in (status.get_attribute("class") or "")
-    link = page.locator("#download")
-    assert link.is_visible() and link.get_attribute("href").startswith("blob:")
+    lines = wait_finished(page, 2)
+    assert all(line.startswith("Done in") for line in lines), lines
+    assert page.locator("#status").inner_text() == "All done."
+    for i, photo in enumerate(page_photos):
+        with Image.open(photo) as original:
+            result = result_of(page, i)
+            assert result.mode == "RGBA" and result.size == original.size
+            alpha = result.getchannel("A")
+            assert 10 < sum(alpha.getdata()) / (alpha.width * alpha.height) < 245  # a real cut-out
+
+    stage = page.locator(".card .stage").first
+    drag(page, stage, (0.5, 0.5), (0.2, 0.5))  # the split follows the mouse
+    split = float(stage.evaluate("e => e.style.getPropertyValue('--split')").rstrip("%"))
+    assert 15 < split < 25, split
     page.screenshot(path=tmp_path / "server-page.png", full_page=True)
+
     with page.expect_download() as download:
-        link.click()
+        page.locator(".card .download").first.click()
+    assert download.value.suggested_filename == "people-rgba.png"
+    with page.expect_download() as download:
+        page.locator("#download-all").click()
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
-    with Image.open(photo) as original, Image.open(saved) as result:
-        assert tuple(size) == original.size == result.size
-        assert result.mode == "RGBA" and saved.name == "cutout.png"
+    with zipfile.ZipFile(saved) as archive:
+        assert archive.testzip() is None and archive.namelist() == ["people-rgba.png", "cats-rgba.png"]
+        for name, photo in zip(archive.namelist(), page_photos):
+            with archive.open(name) as member, Image.open(member) as result, Image.open(photo) as original:
+                assert result.mode == "RGBA" and result.size == original.size
+
+
+def test_server_page_box_drawn_changes_the_mask_as_the_api_does(page, server, page_photos):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from RMBG.apps.server.client import post_photo
+
+    photo = page_photos[0]
+    open_page(page, server)
+    page.locator("#mode").select_option("mask")
+    choose(page, [photo])
+    page.locator("#go").click()
+    wait_finished(page, 1)
+    whole = np.asarray(result_of(page, 0))
+    before_src = page.locator(".card .after").get_attribute("src")
+
+    page.locator(".card .box-tool").click()
+    drag(page, page.locator(".card .stage"), (0.1, 0.05), (0.6, 0.9))  # a box cutting the subject
+    text = page.locator(".card .box-text").inner_text()
+    assert re.fullmatch(r"box \d+,\d+,\d+,\d+", text), text
+    wait_until(lambda: page.locator(".card .after").get_attribute("src") != before_src, RESULT_S,
+               "the photo to run again with its box")
+    wait_finished(page, 1)
+    boxed = np.asarray(result_of(page, 0))
+    x0, y0, x1, y1 = map(int, text.split()[1].split(","))
+    with Image.open(photo) as original:
+        assert abs(x0 - 0.1 * original.width) <= 3 and abs(y1 - 0.9 * original.height) <= 3
+    outside = np.ones(boxed.shape, bool)
+    outside[y0:y1, x0:x1] = False
+    assert boxed[outside].max() == 0 and whole[outside].max() > 128  # the box cut part of the subject away
+    reply = post_photo(server, photo.read_bytes(), fields={"mode": "mask", "box": text.split()[1]})
+    assert reply.status == 200 and np.array_equal(np.asarray(Image.open(io.BytesIO(reply.body))), boxed)
+
+
+def test_server_page_corrupt_file_shows_its_error_while_the_others_finish(page, server, page_photos, tmp_path):
+    from PIL import Image
+    from shared_sets import BAD_FILES
+
+    bad_files, reasons = [], []
+    for kind in ("corrupt", "not an image"):  # Chromium shows part of the corrupt PNG; the text file not at all
+        name, make, reason = BAD_FILES[kind]
+        bad = tmp_path / name
+        with Image.open(page_photos[0]) as img:
+            make(bad, img.convert("RGB"))
+        bad_files.append(bad)
+        reasons.append(reason)
+    open_page(page, server)
+    choose(page, [page_photos[0], bad_files[0], page_photos[1], bad_files[1]])
+    page.locator("#go").click()
+    lines = wait_finished(page, 4)
+    assert lines[0].startswith("Done in") and lines[2].startswith("Done in"), lines
+    for line, reason in zip(lines[1::2], reasons):
+        assert line.startswith(f"422 unreadable image: file: {reason}"), lines  # the API's words
+    progress = page.locator(".card .progress")
+    assert ["error" in progress.nth(i).get_attribute("class") for i in range(4)] == [False, True, False, True]
+    assert "2 of 4 failed" in page.locator("#status").inner_text()
+    broken = page.evaluate("() => [...document.querySelectorAll('img')].filter(i => !i.hidden && i.complete"
+                           " && i.naturalWidth === 0).length")
+    assert broken == 0 and page.locator(".card").nth(3).locator(".unviewable").is_visible()
+    assert min(result_of(page, 0).size) > 0 and min(result_of(page, 2).size) > 0
+    page.screenshot(path=tmp_path / "server-page-error.png", full_page=True)

@@ -194,6 +194,88 @@ def test_refine_changes_the_mask_as_the_pipeline_does(server, photos):
     assert max_diff(served, plain) > 1  # the option reached the pipeline
 
 
+def box_by_hand(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The mask of the subject in a pixel ``box``, made by hand: the pipeline's mask of the box grown by the
+    box margin on each side, pasted at its place, zero outside the box."""
+    from RMBG.removal.box import BOX_MARGIN_FRACTION
+    from RMBG.removal.pipeline import Remover
+
+    x0, y0, x1, y1 = box
+    grow_x, grow_y = round(BOX_MARGIN_FRACTION * (x1 - x0)), round(BOX_MARGIN_FRACTION * (y1 - y0))
+    top, left = max(0, y0 - grow_y), max(0, x0 - grow_x)
+    crop = rgb[top:y1 + grow_y, left:x1 + grow_x]
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    mask[top:top + crop.shape[0], left:left + crop.shape[1]] = np.asarray(Remover().remove(crop, mode="mask"))
+    inside = np.zeros_like(mask, bool)
+    inside[y0:y1, x0:x1] = True
+    mask[~inside] = 0
+    return mask
+
+
+def test_box_runs_the_model_on_the_crop_and_keeps_nothing_outside(server, photos, cli_masks):
+    photo = photos[0]
+    with Image.open(photo) as img:
+        rgb = np.asarray(img.convert("RGB"))
+    height, width = rgb.shape[:2]
+    box = (round(0.1 * width), round(0.05 * height), round(0.6 * width), round(0.9 * height))
+    served = np.asarray(picture_of(post_photo(server.url, photo.read_bytes(),
+                                              fields={"mode": "mask", "box": ",".join(map(str, box))})))
+    assert max_diff(served, box_by_hand(rgb, box)) <= 1
+    outside = np.ones(served.shape, bool)
+    outside[box[1]:box[3], box[0]:box[2]] = False
+    plain = cli_masks[photo.name]
+    assert served[outside].max() == 0 and plain[outside].max() > 128  # the box cut part of the subject away
+    assert np.abs(served[~outside].astype(int) - plain[~outside]).mean() > 0.5  # the crop changed the mask
+    fractions = ",".join(f"{v:.6f}" for v in (box[0] / width, box[1] / height, box[2] / width, box[3] / height))
+    in_fractions = picture_of(post_photo(server.url, photo.read_bytes(), query={"mode": "mask", "box": fractions}))
+    assert max_diff(np.asarray(in_fractions), served) == 0
+
+
+def two_people(photo: Path, target: Path) -> Path:
+    """``photo`` and a half-size copy of it side by side on its corner's colour: a mask of two regions."""
+    with Image.open(photo) as img:
+        person = img.convert("RGB")
+    small = person.resize((person.width // 2, person.height // 2))
+    both = Image.new("RGB", (person.width + small.width + 24, person.height), person.getpixel((0, 0)))
+    both.paste(person, (0, 0))
+    both.paste(small, (person.width + 24, person.height - small.height))
+    both.save(target)
+    return target
+
+
+def test_largest_invert_post_process_and_crop_match_the_pipeline(server, photos, tmp_path):
+    from RMBG.removal.pipeline import Remover
+
+    cases = [(two_people(photos[0], tmp_path / "two.png"), {"largest": "true"}, {"largest": True}),
+             (photos[1], {"post_process": "yes"}, {"post_process": True}),
+             (photos[1], {"invert": "on"}, {"invert": True})]
+    for photo, fields, settings in cases:
+        plain = np.asarray(Remover().remove(photo, mode="mask"))
+        served = np.asarray(picture_of(post_photo(server.url, photo.read_bytes(), fields={"mode": "mask", **fields})))
+        assert max_diff(served, np.asarray(Remover(**settings).remove(photo, mode="mask"))) <= 1, fields
+        assert max_diff(served, plain) > 1, fields  # the option reached the pipeline
+    assert max_diff(served.astype(int) + plain, np.full(plain.shape, 255)) <= 1  # inverted: alpha + inverse = 255
+    photo = photos[0]  # a person who does not fill the photo
+    cropped = picture_of(post_photo(server.url, photo.read_bytes(), fields={"crop_margin": "4"}))
+    expected = Remover(crop_margin=4).remove(photo)
+    with Image.open(photo) as original:
+        assert cropped.size == expected.size and cropped.size != original.size
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"box": "a,b,c,d"}, ["box 'a,b,c,d'", "four numbers"]),
+    ({"box": "1,2,3"}, ["box '1,2,3'", "four numbers"]),
+    ({"box": "50,50,10,10"}, ["box '50,50,10,10'", "inverted corners"]),
+    ({"box": "10,10,10,40"}, ["box '10,10,10,40'", "zero area"]),
+    ({"box": "-5,0,10,10"}, ["box '-5,0,10,10'", "outside the photo"]),
+    ({"box": "0,0,5000,100"}, ["box 0,0,5000,100", "outside the photo"]),  # known only once the photo is decoded
+    ({"invert": "maybe"}, ["invert 'maybe'", "true or false"]),
+    ({"crop_margin": "-3"}, ["crop_margin '-3'", "whole number"]),
+])
+def test_bad_box_and_options_are_422_naming_the_value(fields, words, server, photos):
+    assert_error(post_photo(server.url, photos[0].read_bytes(), fields=fields), 422, *words)
+
+
 # ---------------------------------------------------------------------------
 # Bad and odd inputs: the CLI suite's kinds
 # ---------------------------------------------------------------------------
@@ -292,8 +374,10 @@ def test_page_is_served_without_external_assets(server):
     reply = request(server.url, "GET", "/")
     assert reply.status == 200 and reply.headers["content-type"].startswith("text/html")
     page = reply.body.decode()
-    assert '<form id="form">' in page and 'type="file"' in page and "<script>" in page
-    assert 'fetch("/api/remove", { method: "POST"' in page and "download" in page
+    assert '<form id="form">' in page and 'type="file" accept="image/*" multiple' in page and "<script>" in page
+    assert 'xhr.open("POST", "/api/remove")' in page and 'body.append("box"' in page and "download" in page
+    outside_template = page.split("<template")[0] + page.split("</template>")[1]
+    assert "<img" not in outside_template  # no picture element before a photo is chosen
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
 
 
@@ -302,6 +386,8 @@ def test_openapi_docs_describe_the_remove_endpoint(server):
     spec = request(server.url, "GET", "/openapi.json").json()
     body = spec["paths"]["/api/remove"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert body["required"] == ["file"] and "background" in body["properties"]
+    assert {"box", "largest", "invert", "post_process", "crop_margin"} <= set(body["properties"])
+    assert "X0,Y0,X1,Y1" in body["properties"]["box"]["description"]
 
 
 # ---------------------------------------------------------------------------

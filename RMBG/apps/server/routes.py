@@ -11,8 +11,12 @@ Endpoints (FastAPI on uvicorn):
 * ``POST /api/remove``: multipart field ``file`` (the photo) and, for mode
   ``image``, ``background``; options ``mode``, ``bg_color``, ``refine``,
   ``format`` (png, webp; jpg for the flat modes), ``foreground_estimation``
-  (true by default; false composes the photo's own colours at soft edges) and
-  ``model`` as form fields or query parameters. Answers the picture with its content type.
+  (true by default; false composes the photo's own colours at soft edges),
+  ``model``, ``box`` (``X0,Y0,X1,Y1`` in pixels, or fractions when all four are
+  0-1: the model runs on that part and nothing outside it is kept),
+  ``post_process``, ``largest`` (keep the largest region), ``invert`` (keep the
+  background) and ``crop_margin`` (crop to the subject, this many pixels
+  around it) as form fields or query parameters. Answers the picture with its content type.
 * ``GET /api/models``: the models this server was started with, every model name, the modes,
   formats and refinements; ``GET /health``: 200 with the loaded models and
   the connections open, uploads being received, requests queued and running;
@@ -73,7 +77,8 @@ MAX_FORM_FIELDS = 16
 MAX_FIELD_BYTES = 64 * 1024
 
 #: Option names, read from the form first, then from the query string.
-OPTION_NAMES = ("mode", "bg_color", "refine", "format", "foreground_estimation", "model")
+OPTION_NAMES = ("mode", "bg_color", "refine", "format", "foreground_estimation", "model", "box", "post_process",
+                "largest", "invert", "crop_margin")
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -176,6 +181,14 @@ def _remove_openapi() -> dict:
         "foreground_estimation": {"type": "boolean", "default": True,
                                   "description": "the subject's estimated colours at soft edges (no halo)"},
         "model": {**text, "description": "one of GET /api/models; default: the first"},
+        "box": {**text, "description": "X0,Y0,X1,Y1: the subject's box in pixels, or in fractions of the width "
+                "and height when all four are 0-1; the model runs on that part and nothing outside it is kept"},
+        "post_process": {"type": "boolean", "default": False, "description": "clean small islands and holes"},
+        "largest": {"type": "boolean", "default": False, "description": "keep only the mask's largest region"},
+        "invert": {"type": "boolean", "default": False,
+                   "description": "keep the background, the subject transparent (mode mask: the inverted mask)"},
+        "crop_margin": {"type": "integer", "minimum": 0,
+                        "description": "crop to the subject's box grown by this many pixels; absent: no crop"},
     }
     pictures = {content: {"schema": {"type": "string", "format": "binary"}} for content in (spec.content_type for spec in OUTPUT_FORMATS.values())}
     error = {"application/json": {"schema": {"type": "object", "properties": {"error": text, "detail": text}}}}

@@ -5,9 +5,9 @@
   in memory: no upload touches the disk and no client-given name ever becomes
   a path.
 * :class:`Options` checks a request's mode, colour, refinement, format,
-  foreground estimation and model.
-* :func:`render` runs the steps of :class:`RMBG.removal.pipeline.Remover` (small mask
-  under the model's lock, then the output picture) and encodes the result.
+  foreground estimation, model, box, post-processing, largest region, invert and crop margin.
+* :meth:`Models.render` runs the steps of :class:`RMBG.removal.pipeline.Remover` (small mask
+  of the photo or of its box's crop under the model's lock, then the output picture) and encodes the result.
 * :class:`WorkPool` runs that in ``workers`` threads with at most ``max_queue``
   requests waiting; when it is full a request is refused at once
   (:class:`ApiError` 503 with ``Retry-After``) instead of piling up.
@@ -27,12 +27,15 @@ import numpy as np
 from RMBG.constants import MAX_IMAGE_PIXELS
 from RMBG.images.io import ImageReadError, read_image
 from RMBG.models.names import catalogue, name_of
+from RMBG.removal.box import Box, parse_box
 from RMBG.removal.compose import DEFAULT_BG_COLOR, MODES
+from RMBG.removal.cropping import check_margin
 from RMBG.removal.edges import REFINE_METHODS
 from RMBG.removal.formats import OUTPUT_FORMATS, check_format, encode
 from RMBG.removal.pipeline import Remover, check_output, check_refine
 
-#: Spellings of the ``foreground_estimation`` field's two values.
+#: Spellings of the two values of a yes/no field (``foreground_estimation``, ``post_process``, ``largest``,
+#: ``invert``).
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
@@ -68,9 +71,22 @@ def decode_upload(data: bytes, field: str = "file") -> np.ndarray:
 # ---------------------------------------------------------------------------
 # Request options
 # ---------------------------------------------------------------------------
+def flag(values: dict, name: str, default: bool) -> bool:
+    """The yes/no field ``name`` of request ``values`` (``default`` when absent); 422 for another word."""
+    word = (values.get(name) or ("true" if default else "false")).strip().lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        raise ApiError(422, "invalid option", f"{name} {word!r}: expected true or false")
+    return word in TRUE_WORDS
+
+
 @dataclass(frozen=True)
 class Options:
-    """The checked options of one ``/api/remove`` request."""
+    """The checked options of one ``/api/remove`` request.
+
+    ``box`` is four numbers (pixels or fractions, :mod:`RMBG.removal.box`) or
+    None; whether it fits the photo is checked once the photo is decoded.
+    ``crop_margin`` is None for no crop, else the pixels kept around the subject.
+    """
 
     mode: str = "rgba"
     bg_color: str = DEFAULT_BG_COLOR
@@ -78,6 +94,11 @@ class Options:
     format: str = "png"
     model: str = ""
     foreground_estimation: bool = True
+    box: Box | None = None
+    post_process: bool = False
+    largest: bool = False
+    invert: bool = False
+    crop_margin: int | None = None
 
     @classmethod
     def parse(cls, values: dict, models: dict, has_background: bool) -> "Options":
@@ -87,18 +108,25 @@ class Options:
         fmt = pick("format", "png")
         model = pick("model", next(iter(models)))
         bg_color = pick("bg_color", DEFAULT_BG_COLOR)
-        estimate = pick("foreground_estimation", "true").lower()
+        box_text, margin_text = pick("box", ""), pick("crop_margin", "")
         try:
             check_output(mode, bg_color, b"" if has_background else None)
             check_refine(refine)
             fmt = check_format(fmt, mode)
+            box = parse_box(box_text) if box_text else None
         except ValueError as exc:
             raise ApiError(422, "invalid option", str(exc).replace("(--bg-image PATH)", "(form field 'background')"))
-        if estimate not in TRUE_WORDS | FALSE_WORDS:
-            raise ApiError(422, "invalid option", f"foreground_estimation {estimate!r}: expected true or false")
+        try:
+            margin = check_margin(int(margin_text)) if margin_text else None
+        except ValueError:
+            raise ApiError(422, "invalid option",
+                           f"crop_margin {margin_text!r}: expected a whole number of pixels, 0 or more "
+                           "(leave it out for no crop)") from None
+        flags = {name: flag(values, name, default) for name, default in
+                 (("foreground_estimation", True), ("post_process", False), ("largest", False), ("invert", False))}
         if model not in models:
             raise ApiError(422, "unknown model", f"unknown model {model!r}; this server has {', '.join(models)}")
-        return cls(mode, bg_color, refine, fmt, model, estimate in TRUE_WORDS)
+        return cls(mode, bg_color, refine, fmt, model, box=box, crop_margin=margin, **flags)
 
     @property
     def content_type(self) -> str:
@@ -149,15 +177,27 @@ class Models:
         """The model-size mask (the segmenter runs one model call at a time across the workers)."""
         return self.removers[name].small_masks([image])[0]
 
+    def remover_for(self, options: Options) -> Remover:
+        """A :class:`Remover` over the loaded model of ``options`` with the request's mask and output
+        choices (cheap: the model is shared, never loaded again)."""
+        served = self.removers[options.model]
+        return Remover(served.segmenter, runtime=served.runtime, refine=options.refine, threshold=served.threshold,
+                       post_process=options.post_process, foreground_estimation=options.foreground_estimation,
+                       crop_margin=options.crop_margin, largest=options.largest, invert=options.invert)
+
     def render(self, data: bytes, background: bytes | None, options: Options) -> bytes:
-        """The encoded output picture for uploaded bytes: the pipeline of :class:`Remover`, step by step."""
+        """The encoded output picture for uploaded bytes: the pipeline of :class:`Remover`, step by step
+        (the model on the box's crop when the request has a box; 422 when the box does not fit the photo)."""
         image = decode_upload(data, "file")
         back = decode_upload(background, "background") if options.mode == "image" else None
-        small = self.small_mask(options.model, image)
-        picture = self.removers[options.model].picture(image, small, options.mode, options.bg_color, back,
-                                                      refine=options.refine,
-                                                      foreground_estimation=options.foreground_estimation)
-        return encode(picture, options.format)
+        remover = self.remover_for(options)
+        try:
+            region = remover.region(image, options.box)
+        except ValueError as exc:
+            raise ApiError(422, "invalid option", str(exc)) from None
+        small = remover.small_masks([image], [region])[0]
+        return encode(remover.picture(image, small, options.mode, options.bg_color, background=back, region=region),
+                      options.format)
 
 
 # ---------------------------------------------------------------------------
