@@ -123,11 +123,6 @@ def curves_path(path: str | Path) -> Path:
     return path / CURVES_NAME if path.is_dir() else path
 
 
-def model_names(path: str | Path) -> list[str]:
-    """The models a scores file (or report folder) holds."""
-    return [str(m) for m in _load(curves_path(path))["models"]]
-
-
 def _load(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         hint = " (evaluate writes it; evaluations made before it existed have none: run evaluate again)"
