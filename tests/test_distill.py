@@ -194,3 +194,69 @@ def test_the_distill_preset_trains_two_steps_on_a_mixed_folder(tmp_path, shared_
     assert [int(c["step"]) for c in checks] == [0, 1, 2]
     assert np.isfinite(result.best_val_mae) and result.best_val_mae <= result.start_val_mae
     assert os.path.getsize(result.model_path) < 5 * 1024 * 1024
+
+
+def _hand_teacher(folder: Path, photos: dict[Path, tuple[str, float]]) -> None:
+    """A teacher-labelled folder as ``label`` writes it, each photo's map one constant grey."""
+    from RMBG.training.label import LABEL_COLUMNS, mask_to_png, write_index_rows
+
+    (folder / "masks").mkdir(parents=True)
+    rows = []
+    for photo, (category, grey) in photos.items():
+        height, width = read_image(photo).shape[:2]
+        mask_to_png(np.full((height, width), grey, np.float32)).save(folder / "masks" / f"{photo.stem}.png")
+        rows.append({"Image Name": photo.name, "Category": category, "Image Path": str(photo),
+                     "Mask Path": f"masks/{photo.stem}.png", "width": width, "height": height,
+                     "Source Kind": "teacher", "Source Image": str(photo.resolve()), "split": "train"})
+    write_index_rows(folder, LABEL_COLUMNS, rows)
+
+
+def test_several_teachers_are_averaged_with_weights_per_category(tmp_path, shared_data):
+    """Issue 38: a photo's teacher map is sum(w_i * map_i) / sum(w_i), the weights overridable per category."""
+    from Preprocess.prepare import prepare
+    from RMBG.training.distill_set import TeacherWeights
+
+    sources = {"objects": shared_data / "ecssd", "people": shared_data / "people"}
+    prepared = tmp_path / "prepared"
+    prepare([("folder", link_pairs(shared_pairs(sources["objects"], 5), tmp_path / "src-o")),
+             ("people", link_pairs(shared_pairs(sources["people"], 5), tmp_path / "src-p"))],
+            prepared, val_fraction=0.2, test_fraction=0.2)
+    with open(prepared / "index.csv", newline="") as handle:
+        index = list(csv.DictReader(handle))
+    train = {prepared / r["Image Path"]: r["Category"] for r in index if r["split"] == "train"}
+    assert set(train.values()) == {"object", "person"}
+    unlabelled = shared_pairs(shared_data / "cats", 1)[0][0]
+    # teacher A says 0.2 everywhere, teacher B 0.8; B weighs three times as much on people only
+    _hand_teacher(tmp_path / "a", {**{p: (c, 0.2) for p, c in train.items()}, unlabelled: ("unlabelled", 0.2)})
+    _hand_teacher(tmp_path / "b", {**{p: (c, 0.8) for p, c in train.items()}, unlabelled: ("unlabelled", 0.8)})
+    weights = TeacherWeights.parse(["1,1", "person=1,3"], 2)
+    result = build_distill_set(prepared, [tmp_path / "a", tmp_path / "b"], tmp_path / "out", gt_share=0.7,
+                               weights=weights)
+    assert not result.problems
+    with open(tmp_path / "out" / "index.csv", newline="") as handle:
+        rows = {Path(r["Image Path"]).name: r for r in csv.DictReader(handle)}
+    expected_teacher = {"object": 0.5, "person": (0.2 + 3 * 0.8) / 4}
+    for photo, category in train.items():
+        row = rows[photo.name]
+        truth = read_mask(prepared / "masks" / f"{photo.stem}.png")
+        target = read_mask(row["Mask Path"])
+        assert np.abs(target - (0.7 * truth + 0.3 * expected_teacher[category])).max() <= 1.5 / 255, photo.name
+    # the unlabelled photo, labelled by both, trains on their plain mean (no override for its category)
+    alone = rows[unlabelled.name]
+    assert alone["Target"] == "teacher" and abs(float(read_mask(alone["Mask Path"]).mean()) - 0.5) <= 1 / 255
+
+
+def test_teacher_weights_refuse_what_they_cannot_mean():
+    import pytest
+
+    from RMBG.commands.distill_set import main as distill_main
+    from RMBG.training.distill_set import TeacherWeights
+
+    for spec, words in [("1", "give 2 weights"), ("1,-1", "give 2 weights"), ("0,0", "give 2 weights"),
+                        ("person=a,b", "must be numbers")]:
+        with pytest.raises(ValueError, match=words):
+            TeacherWeights.parse([spec], 2)
+    with pytest.raises(ValueError, match="given twice"):
+        TeacherWeights.parse(["1,1", "1,2"], 2)
+    assert TeacherWeights.parse([], 3).for_category("cat", 3) == (1.0, 1.0, 1.0)
+    assert distill_main(["--labelled", "x", "--teacher-labels", "a", "--teacher-weights", "1,2", "--out", "y"]) == 2

@@ -1,8 +1,15 @@
 """One training folder for distillation: ground truth, teacher maps, or a mix of both.
 
 ``python -m RMBG distill-set --labelled DIR --teacher-labels DIR [--teacher-labels DIR ...]
---gt-share 0.7 --out DIR`` writes ``DIR/index.csv`` (and ``DIR/masks/`` for
-the mixed targets only; every other row points at the files where they are):
+[--teacher-weights W1,W2 [--teacher-weights CATEGORY=W1,W2 ...]] --gt-share 0.7 --out DIR``
+writes ``DIR/index.csv`` (and ``DIR/masks/`` for the mixed and combined
+targets only; every other row points at the files where they are).
+
+A photo's *teacher map* is the weighted mean of the maps of every
+``--teacher-labels`` folder that labelled it, ``sum(w_i * map_i) / sum(w_i)``,
+with one weight per folder in the order given (:class:`TeacherWeights`:
+equal by default, overridden per category, e.g. IS-Net weighted up on
+people). Then:
 
 - a labelled photo of the ``train`` split whose photo the teacher also
   labelled gets the target ``gt_share * ground truth + (1 - gt_share) *
@@ -41,6 +48,46 @@ DISTILL_COLUMNS = ["Image Name", "Category", "Image Path", "Mask Path", "width",
 DEFAULT_GT_SHARE = 0.7
 
 
+@dataclass(frozen=True)
+class TeacherWeights:
+    """One weight per teacher folder (in ``--teacher-labels`` order), overridable per category."""
+
+    default: tuple[float, ...] | None = None
+    by_category: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, specs: Sequence[str], n_teachers: int) -> "TeacherWeights":
+        """From ``["1,1", "person=0.2,0.8"]``: a plain list is the default, ``CATEGORY=`` an override."""
+        default, by_category = None, {}
+        for spec in specs:
+            category, _, values = spec.rpartition("=")
+            try:
+                weights = tuple(float(v) for v in values.split(","))
+            except ValueError:
+                raise ValueError(f"--teacher-weights {spec!r}: weights must be numbers, e.g. 1,1 or person=0.3,0.7")
+            if len(weights) != n_teachers or any(w < 0 for w in weights) or sum(weights) <= 0:
+                raise ValueError(f"--teacher-weights {spec!r}: give {n_teachers} weights >= 0 (one per "
+                                 "--teacher-labels folder, in order) that do not sum to 0")
+            if category:
+                by_category[category.strip()] = weights
+            elif default is not None:
+                raise ValueError(f"--teacher-weights {spec!r}: the default weights are given twice")
+            else:
+                default = weights
+        return cls(default, by_category)
+
+    def for_category(self, category: str, n_teachers: int) -> tuple[float, ...]:
+        return self.by_category.get(category) or self.default or (1.0,) * n_teachers
+
+
+def mean_teacher_map(maps: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """``sum(w_i * map_i) / sum(w_i)`` over the teachers that labelled a photo (maps of one size)."""
+    total = float(sum(weights))
+    if total <= 0:
+        raise ValueError("the teachers that labelled this photo all have weight 0 for its category")
+    return np.clip(sum(w * m for w, m in zip(weights, maps)) / total, 0.0, 1.0).astype(np.float32)
+
+
 @dataclass
 class DistillSetResult:
     out: Path
@@ -71,19 +118,22 @@ def build_distill_set(
     teacher_dirs: Sequence[str | os.PathLike],
     out: str | os.PathLike,
     gt_share: float = DEFAULT_GT_SHARE,
+    weights: TeacherWeights | None = None,
 ) -> DistillSetResult:
     """Write the distillation folder ``out`` (see the module docstring)."""
     if not 0.0 <= gt_share <= 1.0:
         raise ValueError(f"--gt-share must be in [0, 1], got {gt_share}")
+    weights = weights or TeacherWeights()
     labelled, out = Path(labelled), Path(out)
     _columns, labelled_rows = read_index(labelled)
     if not labelled_rows or any((row.get("split") or "").strip() not in {"train", "val", "test"} for row in labelled_rows):
         raise ValueError(f"{labelled / INDEX_NAME}: every row needs a split (prepare it with --val-fraction)")
-    teacher_rows: dict[Path, tuple[Path, dict]] = {}
-    for folder in map(Path, teacher_dirs):
+    n_teachers = len(teacher_dirs)
+    teacher_rows: dict[Path, list[tuple[int, Path, dict]]] = {}  # source photo -> (teacher number, folder, row)
+    for number, folder in enumerate(map(Path, teacher_dirs)):
         _columns, rows = read_index(folder)
         for row in rows:
-            teacher_rows[Path(row["Source Image"]).resolve()] = (folder, row)
+            teacher_rows.setdefault(Path(row["Source Image"]).resolve(), []).append((number, folder, row))
     result = DistillSetResult(out=out)
     rows_out: list[dict] = []
     used: set[Path] = set()
@@ -98,6 +148,14 @@ def build_distill_set(
         kind = target.split(":")[0]
         result.counts[f"{split} {kind}"] = result.counts.get(f"{split} {kind}", 0) + 1
 
+    def teacher_map(taught: list[tuple[int, Path, dict]], category: str) -> np.ndarray:
+        """The weighted mean map of the teachers that labelled one photo."""
+        per_teacher = weights.for_category(category, n_teachers)
+        maps = [read_mask(_absolute(folder, row["Mask Path"])) for _n, folder, row in taught]
+        if len({m.shape for m in maps}) > 1:
+            raise ValueError(f"{taught[0][2]['Source Image']}: the teachers' maps differ in size")
+        return mean_teacher_map(maps, [per_teacher[number] for number, _f, _r in taught])
+
     held_out = {  # a val/test photo, under its prepared name or its source's
         path for row in labelled_rows if row["split"].strip() != "train"
         for path in (_absolute(labelled, row["Image Path"]), Path(row.get("Source Image") or "/").resolve())
@@ -109,23 +167,32 @@ def build_distill_set(
         if split != "train" or taught is None or gt_share == 1.0:
             add(row, image, truth, split, "gt")
             continue
-        folder, teacher_row = taught
-        used.add(Path(teacher_row["Source Image"]).resolve())
+        used.add(Path(taught[0][2]["Source Image"]).resolve())
         try:
-            mixed = mix_targets(read_mask(truth), read_mask(_absolute(folder, teacher_row["Mask Path"])), gt_share)
-        except ImageReadError as exc:
+            mixed = mix_targets(read_mask(truth), teacher_map(taught, row["Category"]), gt_share)
+        except (ImageReadError, ValueError) as exc:
             result.problems.append((exc.path, exc.reason))
             continue
         target = out / "masks" / f"{image.stem}.png"
         write_atomic(target, lambda tmp: mask_to_png(mixed).save(tmp, format="PNG"), overwrite=True)
         add(row, image, target.resolve(), split, f"mix:{gt_share:g}")
-    for source, (folder, row) in sorted(teacher_rows.items()):
+    for source, taught in sorted(teacher_rows.items()):
         if source in used:
             continue
         if source in held_out:
             result.problems.append((str(source), "a validation/test photo of the labelled set: never a training target"))
             continue
-        add(row, _absolute(folder, row["Image Path"]), _absolute(folder, row["Mask Path"]), "train", "teacher")
+        _number, folder, row = taught[0]
+        image, mask = _absolute(folder, row["Image Path"]), _absolute(folder, row["Mask Path"])
+        if n_teachers > 1:
+            try:
+                combined = teacher_map(taught, row["Category"])
+            except (ImageReadError, ValueError) as exc:
+                result.problems.append((str(source), str(exc)))
+                continue
+            mask = out / "masks" / f"{Path(row['Image Name']).stem}.png"
+            write_atomic(mask, lambda tmp: mask_to_png(combined).save(tmp, format="PNG"), overwrite=True)
+        add(row, image, mask.resolve(), "train", "teacher")
 
     write_index_rows(out, DISTILL_COLUMNS, rows_out)
     return result
