@@ -260,3 +260,52 @@ def test_teacher_weights_refuse_what_they_cannot_mean():
         TeacherWeights.parse(["1,1", "1,2"], 2)
     assert TeacherWeights.parse([], 3).for_category("cat", 3) == (1.0, 1.0, 1.0)
     assert distill_main(["--labelled", "x", "--teacher-labels", "a", "--teacher-weights", "1,2", "--out", "y"]) == 2
+
+
+def test_the_teacher_table_scores_each_teacher_and_the_mix_and_picks_per_category(tmp_path, shared_data):
+    """Issue 38 item 2: a teacher that equals the truth wins its category; mixes are the weighted means."""
+    from Preprocess.prepare import prepare
+    from RMBG.evaluation.metrics import score_image
+    from RMBG.evaluation.teacher_choice import score_teachers
+
+    prepared = tmp_path / "prepared"
+    prepare([("folder", link_pairs(shared_pairs(shared_data / "ecssd", 5), tmp_path / "src-o")),
+             ("people", link_pairs(shared_pairs(shared_data / "people", 5), tmp_path / "src-p"))],
+            prepared, val_fraction=0.4)
+    with open(prepared / "index.csv", newline="") as handle:
+        val = [r for r in csv.DictReader(handle) if r["split"] == "val"]
+    assert {r["Category"] for r in val} == {"object", "person"}
+    # teacher "good" is the truth on people and its inverse on objects; "flat" is 0.5 grey everywhere
+    from RMBG.training.label import LABEL_COLUMNS, mask_to_png, write_index_rows
+
+    for name in ("good", "flat"):
+        (tmp_path / name / "masks").mkdir(parents=True)
+        rows = []
+        for r in val:
+            truth = read_mask(prepared / r["Mask Path"])
+            soft = (truth if r["Category"] == "person" else 1 - truth) if name == "good" else np.full_like(truth, 0.5)
+            mask_to_png(soft).save(tmp_path / name / "masks" / f"{Path(r['Image Name']).stem}.png")
+            rows.append({"Image Name": r["Image Name"], "Category": r["Category"], "Image Path": r["Image Path"],
+                         "Mask Path": f"masks/{Path(r['Image Name']).stem}.png",
+                         "Source Image": str((prepared / r["Image Path"]).resolve()), "split": "train"})
+        write_index_rows(tmp_path / name, LABEL_COLUMNS, rows)
+    table = score_teachers(prepared, [tmp_path / "good", tmp_path / "flat"], ["good", "flat"])
+    summaries = table.summaries()
+    assert [c.label for c in table.candidates][0] == "good" and table.candidates[-1].label == "flat"
+    assert summaries["good"][1]["person"]["mae"] <= 1 / 255
+    # the 0.5 mix of the two, photo by photo, is the mean of the two maps
+    half = next(c for c in table.candidates if c.weights == (0.5, 0.5))
+    first = val[0]
+    truth = read_mask(prepared / first["Mask Path"])
+    good = truth if first["Category"] == "person" else 1 - truth
+    expected = score_image(np.round((0.5 * good + 0.25) * 255) / 255, truth).mae
+    assert abs(half.scores[0].mae - expected) <= 1 / 255
+    chosen = table.choice()
+    assert chosen["person"].label == "good"
+    assert chosen["object"].label == "flat"  # on objects every mix with the inverse is worse than grey alone
+    # the mix takes each category's winner: its person figure is "good"'s, its object figure the object winner's
+    mix_overall, mix_by_cat = table.mix_summary()
+    assert mix_by_cat["person"]["mae"] == summaries["good"][1]["person"]["mae"]
+    assert mix_by_cat["object"]["mae"] == summaries[chosen["object"].label][1]["object"]["mae"]
+    arguments = table.weights_arguments()
+    assert len(arguments) == 2 and arguments[1].startswith(("object=", "person="))

@@ -68,3 +68,16 @@ class EnsembleSegmenter(Segmenter):
         """Full-size masks: per photo, the mean of the members' maps at the photo's size."""
         per_member = [member.predict(images, batch_size=batch_size) for member in self.members]
         return [np.mean(maps, axis=0).astype(np.float32) for maps in zip(*per_member)]
+
+
+def weighted_mean_map(maps: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """``sum(w_i * map_i) / sum(w_i)`` of maps of one size (a weighted ``A+B``), clipped to [0, 1]."""
+    if len(maps) != len(weights) or not maps:
+        raise ValueError(f"{len(maps)} maps but {len(weights)} weights")
+    if len({np.shape(m) for m in maps}) > 1:
+        raise ValueError(f"maps of different sizes: {sorted({np.shape(m) for m in maps})}")
+    total = float(sum(weights))
+    if total <= 0 or any(w < 0 for w in weights):
+        raise ValueError(f"weights must be >= 0 and not all 0, got {list(weights)}")
+    mean = sum(float(w) * np.asarray(m, np.float32) for w, m in zip(weights, maps)) / total
+    return np.clip(mean, 0.0, 1.0).astype(np.float32)

@@ -39,6 +39,7 @@ import numpy as np
 
 from RMBG.images.dataset import INDEX_NAME, read_index
 from RMBG.images.io import ImageReadError, read_mask, write_atomic
+from RMBG.runtime.ensemble import weighted_mean_map
 from RMBG.training.label import mask_to_png, write_index_rows
 
 #: ``index.csv`` columns of a distillation folder.
@@ -78,14 +79,6 @@ class TeacherWeights:
 
     def for_category(self, category: str, n_teachers: int) -> tuple[float, ...]:
         return self.by_category.get(category) or self.default or (1.0,) * n_teachers
-
-
-def mean_teacher_map(maps: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
-    """``sum(w_i * map_i) / sum(w_i)`` over the teachers that labelled a photo (maps of one size)."""
-    total = float(sum(weights))
-    if total <= 0:
-        raise ValueError("the teachers that labelled this photo all have weight 0 for its category")
-    return np.clip(sum(w * m for w, m in zip(weights, maps)) / total, 0.0, 1.0).astype(np.float32)
 
 
 @dataclass
@@ -152,9 +145,10 @@ def build_distill_set(
         """The weighted mean map of the teachers that labelled one photo."""
         per_teacher = weights.for_category(category, n_teachers)
         maps = [read_mask(_absolute(folder, row["Mask Path"])) for _n, folder, row in taught]
-        if len({m.shape for m in maps}) > 1:
-            raise ValueError(f"{taught[0][2]['Source Image']}: the teachers' maps differ in size")
-        return mean_teacher_map(maps, [per_teacher[number] for number, _f, _r in taught])
+        try:
+            return weighted_mean_map(maps, [per_teacher[number] for number, _f, _r in taught])
+        except ValueError as exc:
+            raise ValueError(f"{taught[0][2]['Source Image']}: {exc} (category {category})") from None
 
     held_out = {  # a val/test photo, under its prepared name or its source's
         path for row in labelled_rows if row["split"].strip() != "train"
