@@ -309,3 +309,35 @@ def test_the_teacher_table_scores_each_teacher_and_the_mix_and_picks_per_categor
     assert mix_by_cat["object"]["mae"] == summaries[chosen["object"].label][1]["object"]["mae"]
     arguments = table.weights_arguments()
     assert len(arguments) == 2 and arguments[1].startswith(("object=", "person="))
+
+
+def test_duts_joins_as_a_category_of_its_own_and_its_held_out_photos_never_train(tmp_path, shared_data):
+    """Issue 38 item 3: DUTS-TR split three ways as category ``duts``; adding it moves no other photo's split,
+    and a teacher map of a DUTS validation or test photo (by its DUTS-TR name) is kept out of training."""
+    from Preprocess.prepare import prepare
+
+    prepared = tmp_path / "prepared"
+    prepare([("folder", link_pairs(shared_pairs(shared_data / "ecssd", 10), tmp_path / "src-o"))],
+            prepared, val_fraction=0.2, test_fraction=0.2)
+    with open(prepared / "index.csv", newline="") as handle:
+        before = {r["Image Name"]: r["split"] for r in csv.DictReader(handle)}
+    duts = shared_pairs(shared_data / "duts-tr", 20)
+    prepare([("folder", link_pairs(duts, tmp_path / "src-d"))], prepared, category="duts",
+            val_fraction=0.1, test_fraction=0.1)
+    with open(prepared / "index.csv", newline="") as handle:
+        index = list(csv.DictReader(handle))
+    assert {r["Image Name"]: r["split"] for r in index if r["Category"] != "duts"} == before
+    duts_rows = [r for r in index if r["Category"] == "duts"]
+    assert [r["split"] for r in duts_rows].count("val") == 2 and [r["split"] for r in duts_rows].count("test") == 2
+    # a teacher labels every DUTS photo from its own DUTS-TR file name (the linked source, not the prepared copy)
+    held_out = {Path(r["Source Image"]).name for r in duts_rows if r["split"] != "train"}
+    _hand_teacher(tmp_path / "teacher", {
+        tmp_path / "src-d" / "images" / image.name: ("duts", 0.5) for image, _ in duts})
+    result = build_distill_set(prepared, [tmp_path / "teacher"], tmp_path / "out", gt_share=0.7)
+    with open(tmp_path / "out" / "index.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    trained = {Path(r["Image Path"]).name for r in rows if r["split"] == "train"}
+    assert not trained & held_out
+    assert {Path(path).name for path, _why in result.problems} == held_out
+    assert all(r["Target"] == "gt" for r in rows if r["split"] != "train")
+    assert sum(r["Target"] == "mix:0.7" for r in rows if r["Category"] == "duts") == 16
