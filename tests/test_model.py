@@ -127,7 +127,7 @@ def test_wrong_arch_and_size_give_clear_errors():
             build_model("u2netp", input_size=size)
     with pytest.raises(ValueError, match="integer"):
         build_model("u2netp", input_size=64.5)
-    assert set(REGISTRY) == {"resnet50_unet", "u2net", "u2netp", "u2net_refine", "u2netp_refine"}
+    assert set(REGISTRY) == {"resnet50_unet", "u2net", "u2netp", "isnet", "u2net_refine", "u2netp_refine"}
     # the ResNet50 U-Net's old name still builds it, and its files say what it is
     assert get_spec("seed") is get_spec("resnet50_unet") and default_info("seed", 64).arch == "resnet50_unet"
 
@@ -151,7 +151,7 @@ def torch_bilinear_reference(image: np.ndarray, out_h: int, out_w: int) -> np.nd
     return rows[:, x0] * (1 - wx) + rows[:, x1] * wx
 
 
-@pytest.mark.parametrize("source,target", [(5, 10), (10, 320), (7, 14)])
+@pytest.mark.parametrize("source,target", [(5, 10), (10, 320), (7, 14), (6, 9), (9, 17)])
 def test_resize_like_matches_pytorch_bilinear(source, target):
     import keras
 
@@ -163,11 +163,20 @@ def test_resize_like_matches_pytorch_bilinear(source, target):
     np.testing.assert_allclose(ours[0], torch_bilinear_reference(image[0], target, target), atol=1e-5)
 
 
-def test_resize_like_refuses_fractional_factors():
+def test_resize_by_a_fractional_factor_is_fixed_matrices_that_save_and_load(tmp_path):
+    """IS-Net at sizes that are not multiples of 64 halves odd maps (9 -> 17 back up): two
+    non-trainable matrix products in standard layers, which survive a save and a load."""
     import keras
 
-    with pytest.raises(ValueError, match=r"up: cannot upsample \(6, 6\) to \(9, 9\)"):
-        resize_like(keras.Input((6, 6, 1)), keras.Input((9, 9, 1)), "up")
+    x, anchor = keras.Input((9, 9, 2)), keras.Input((17, 17, 1))
+    model = keras.Model([x, anchor], resize_like(x, anchor, "up"))
+    assert [layer.name for layer in model.layers if layer.weights] == ["up_rows", "up_cols"]
+    assert model.count_params() == 2 * 9 * 17 and not model.trainable_weights
+    model.save(tmp_path / "resize.keras")
+    loaded = keras.saving.load_model(tmp_path / "resize.keras")
+    image = np.random.default_rng(0).normal(size=(1, 9, 9, 2)).astype(np.float32)
+    feed = [image, np.zeros((1, 17, 17, 1), np.float32)]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(feed)), keras.ops.convert_to_numpy(model(feed)))
 
 
 def test_calling_without_training_flag_is_inference():

@@ -36,6 +36,8 @@ INFO_ENTRY = "rmbg_info.json"
 #: Key of the ModelInfo in ONNX metadata, and the suffix of the sidecar file of exports.
 INFO_KEY = "rmbg_info"
 SIDECAR_SUFFIX = ".json"
+#: Resize filters a model may ask for (PIL's names, lower case).
+RESAMPLE_FILTERS = ("lanczos", "bilinear")
 
 
 class ModelFileError(ValueError):
@@ -55,7 +57,9 @@ class ModelInfo:
     ``"none"`` (the output is already a probability) or ``"minmax"`` (stretch
     each map to 0-1, as rembg does for U-2-Net). ``input_scale`` is ``"255"``
     (pixels / 255) or ``"max"`` (pixels / the image's brightest value, as rembg
-    feeds U-2-Net).
+    feeds U-2-Net). ``resample`` is the filter of the resize to ``input_size``
+    (:data:`RESAMPLE_FILTERS`: ``"lanczos"`` as rembg, ``"bilinear"`` as imgly
+    feeds IS-Net).
     """
 
     arch: str
@@ -65,6 +69,7 @@ class ModelInfo:
     output_index: int = 0
     output_norm: str = "none"
     input_scale: str = "255"
+    resample: str = "lanczos"
     config: dict[str, Any] = field(default_factory=dict)
     version: str = VERSION
     notes: str = ""
@@ -74,6 +79,8 @@ class ModelInfo:
             raise ValueError(f"output_norm must be 'none' or 'minmax', not {self.output_norm!r}")
         if self.input_scale not in {"255", "max"}:
             raise ValueError(f"input_scale must be '255' or 'max', not {self.input_scale!r}")
+        if self.resample not in RESAMPLE_FILTERS:
+            raise ValueError(f"resample must be one of {', '.join(RESAMPLE_FILTERS)}, not {self.resample!r}")
         if (self.mean is None) != (self.std is None):
             raise ValueError("mean and std must both be given or both be None")
         if self.mean is not None:

@@ -62,7 +62,7 @@ class Recipe:
     def info(self, arch: str, input_size: int | None = None) -> ModelInfo:
         """The :class:`ModelInfo` this recipe amounts to (``input_size`` overrides the recipe's)."""
         return ModelInfo(arch=arch, input_size=int(input_size or self.input_size), mean=self.mean, std=self.std,
-                         output_norm=self.output_norm, input_scale=self.input_scale)
+                         output_norm=self.output_norm, input_scale=self.input_scale, resample=self.resample)
 
     def describe(self) -> str:
         scale = "x / max" if self.input_scale == "max" else "x / 255"

@@ -32,11 +32,12 @@ class Segmenter:
     device_line: str = ""
     info: ModelInfo
     path: Path | None = None
-    #: the PIL filter of the resize to the model's input (imgly's IS-Net wants bilinear)
+    #: the PIL filter of the resize to the model's input (``info.resample``: imgly's IS-Net wants bilinear)
     resample: int = Image.LANCZOS
 
     def __init__(self, info: ModelInfo, name: str, path: str | os.PathLike | None = None):
         self.info = info
+        self.resample = getattr(Image, info.resample.upper())
         self.name = name
         self.path = Path(path) if path is not None else None
         # one model call at a time: interpreters (TFLite, onnxruntime sessions resized per batch)

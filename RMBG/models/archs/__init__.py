@@ -7,6 +7,7 @@ anywhere else (a notebook, a test). :func:`get_spec` also accepts the older
 names a spec lists as aliases.
 
 - ``u2net``: U-2-Net and U-2-Net-P (Qin et al. 2020), the reference's tables.
+- ``isnet``: IS-Net (Qin et al. 2022, DIS), U-2-Net's stages behind a stride-2 stem.
 - ``resnet_unet``: the original project's ResNet50 U-Net (old name ``seed``).
 - ``refine_head``: a trainable refinement head on a frozen U-2-Net.
 """

@@ -49,8 +49,10 @@ class ArchSpec:
       preset begins from (``None`` when there is none here).
     - ``base``: the architecture whose saved weights an ``init`` may copy
       from by layer name (a head on a base network starts from the base).
-    - ``onnx_importable``: the public ONNX files of this architecture can be
-      imported by :mod:`RMBG.models.onnx_import`.
+    - ``onnx_layout``: for architectures whose public ONNX files
+      :mod:`RMBG.models.onnx_import` imports, a function giving every
+      convolution as ``(Keras layer name, PyTorch kernel shape (out, in, kh, kw))``
+      in the ONNX graph's order (``onnx_importable`` says whether there is one).
     - ``preset_overrides``: preset name -> the fields that differ for this
       architecture.
     - ``aliases``: older names still accepted (commands, model files).
@@ -67,10 +69,14 @@ class ArchSpec:
     encoder_prefixes: tuple[str, ...] = ()
     pretrained: Callable[[], Path | None] | None = None
     base: str | None = None
-    onnx_importable: bool = False
+    onnx_layout: Callable[[], list[tuple[str, tuple[int, int, int, int]]]] | None = None
     preset_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     published_params: float | None = None
+
+    @property
+    def onnx_importable(self) -> bool:
+        return self.onnx_layout is not None
 
     def default_info(self, input_size: int = 320, **config: Any) -> ModelInfo:
         """The :class:`ModelInfo` of a freshly built model (trained ones may override it)."""

@@ -9,10 +9,13 @@ TensorFlow and the JAX backends.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from RMBG.constants import IMPORTED_U2NETP_PATH
-from RMBG.models.archs.spec import SIZE_MULTIPLE, ArchSpec, check_input_size
+from RMBG.models.archs.spec import ArchSpec, check_input_size
 
 #: PyTorch's BatchNorm defaults, so that imported statistics mean the same thing.
 BN_EPSILON = 1e-5
@@ -77,11 +80,12 @@ def resize_like(x, target, name: str):
     """PyTorch's ``_upsample_like``: bilinear resize of ``x`` to ``target``'s spatial size.
 
     Keras' bilinear resize uses half-pixel centres, as ``F.interpolate(...,
-    align_corners=False)`` (ONNX ``pytorch_half_pixel``) does. With input sizes
-    a multiple of 32 every ratio is a whole number, so this is an
-    ``UpSampling2D``. (Not ``keras.layers.Resizing``: as a preprocessing layer
-    its ``call`` defaults to ``training=True``, which puts every later
-    BatchNorm in training mode when the model is called without ``training``.)
+    align_corners=False)`` (ONNX ``half_pixel``) does. A whole ratio is an
+    ``UpSampling2D``; any other (IS-Net at sizes that are not a multiple of 64
+    halves a map of odd size) is :func:`resize_by_matrices`. (Not
+    ``keras.layers.Resizing``: as a preprocessing layer its ``call`` defaults
+    to ``training=True``, which puts every later BatchNorm in training mode when
+    the model is called without ``training``.)
     """
     from keras import layers
 
@@ -90,12 +94,41 @@ def resize_like(x, target, name: str):
     if source == (height, width):
         return x
     if height % source[0] or width % source[1]:
-        raise ValueError(
-            f"{name}: cannot upsample {source} to {(height, width)} by a whole factor "
-            f"(input sizes must be a multiple of {SIZE_MULTIPLE})"
-        )
+        return resize_by_matrices(x, (height, width), name)
     factor = (height // source[0], width // source[1])
     return layers.UpSampling2D(factor, interpolation="bilinear", name=name)(x)
+
+
+def interpolation_matrix(source: int, target: int) -> np.ndarray:
+    """``target x source`` weights of a half-pixel bilinear resize along one axis.
+
+    Output ``i`` samples ``(i + 0.5) * source / target - 0.5``, clamped to the
+    first and last pixel (PyTorch ``align_corners=False``, TensorFlow
+    ``half_pixel_centers``).
+    """
+    position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0, source - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, source - 1)
+    frac = position - low
+    matrix = np.zeros((target, source), np.float64)
+    np.add.at(matrix, (np.arange(target), low), 1 - frac)
+    np.add.at(matrix, (np.arange(target), high), frac)
+    return matrix.astype(np.float32)
+
+
+def resize_by_matrices(x, size: tuple[int, int], name: str):
+    """Bilinear resize of ``x`` to ``size`` by any ratio, as two fixed (non-trainable) matrix
+    products (:func:`interpolation_matrix`), in standard layers that save, load and convert."""
+    from keras import layers
+
+    height, width, channels = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
+    rows = layers.EinsumDense("nhwc,hH->nHwc", (size[0], width, channels), name=f"{name}_rows", trainable=False)
+    x = rows(x)
+    rows.set_weights([interpolation_matrix(height, size[0]).T])
+    cols = layers.EinsumDense("nhwc,wW->nhWc", (size[0], size[1], channels), name=f"{name}_cols", trainable=False)
+    x = cols(x)
+    cols.set_weights([interpolation_matrix(width, size[1]).T])
+    return x
 
 
 def max_pool(x, name: str):
@@ -182,16 +215,12 @@ def u2net_conv_shapes(arch: str, in_channels: int = 3) -> list[tuple[int, int, i
     return shapes + [(1, len(U2NET_SIDE_SOURCES), 1, 1)]
 
 
-def _u2net(arch: str, input_size: int, in_channels: int = 3):
-    import keras
+def u2net_stages(x, arch: str) -> dict:
+    """The encoder and decoder stages of ``arch`` on ``x``: stage name -> its output."""
     from keras import layers
 
-    size = check_input_size(input_size)
     stages = U2NET_STAGES[arch]
-    inputs = keras.Input((size, size, in_channels), name="image")
-
     features = {}
-    x = inputs
     for index, (stage, kind, mid, out) in enumerate(stages[:U2NET_ENCODER_DEPTH]):
         if index:
             x = max_pool(x, f"pool{index}{index + 1}")
@@ -203,11 +232,32 @@ def _u2net(arch: str, input_size: int, in_channels: int = 3):
         x = layers.Concatenate(name=f"{stage}_in_cat")([x, skip])
         x = rsu_block(x, kind, mid, out, stage)
         features[stage] = x
+    return features
+
+
+def side_logits(features: dict, target) -> list:
+    """The six side convolutions (3x3 to one channel), each resized to ``target``'s size."""
+    from keras import layers
 
     logits = []
     for k, source in enumerate(U2NET_SIDE_SOURCES, start=1):
         side = layers.Conv2D(1, 3, padding="same", name=f"side{k}_conv")(features[source])
-        logits.append(resize_like(side, inputs, f"side{k}_up"))
+        logits.append(resize_like(side, target, f"side{k}_up"))
+    return logits
+
+
+def u2net_onnx_layout(arch: str) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """``(layer name, kernel shape)`` of every convolution of ``arch`` in the ONNX graph's order."""
+    return list(zip(u2net_conv_names(arch), u2net_conv_shapes(arch)))
+
+
+def _u2net(arch: str, input_size: int, in_channels: int = 3):
+    import keras
+    from keras import layers
+
+    size = check_input_size(input_size)
+    inputs = keras.Input((size, size, in_channels), name="image")
+    logits = side_logits(u2net_stages(inputs, arch), inputs)
     fused = layers.Concatenate(name="sides_cat")(logits)
     fused = layers.Conv2D(1, 1, name="outconv")(fused)
     outputs = [layers.Activation("sigmoid", name="fused", dtype="float32")(fused)]
@@ -255,7 +305,7 @@ SPECS = (
         summary="U-2-Net-P, 1.13 M parameters (rembg's u2netp): outputs [fused, side1..side6]",
         encoder_prefixes=ENCODER_PREFIXES,
         pretrained=imported_u2netp,
-        onnx_importable=True,
+        onnx_layout=partial(u2net_onnx_layout, "u2netp"),
         preset_overrides=U2NET_PRESET_OVERRIDES,
         published_params=1.13e6,
     ),
@@ -264,7 +314,7 @@ SPECS = (
         factory=u2net,
         summary="U-2-Net, 44.0 M parameters (rembg's default u2net): outputs [fused, side1..side6]",
         encoder_prefixes=ENCODER_PREFIXES,
-        onnx_importable=True,
+        onnx_layout=partial(u2net_onnx_layout, "u2net"),
         preset_overrides=U2NET_PRESET_OVERRIDES,
         published_params=44.0e6,
     ),
