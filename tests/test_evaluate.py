@@ -270,3 +270,57 @@ def test_bench_runs_a_keras_file_through_the_runtime_remove_serves(shared_data, 
     result = bench(shared_data / "ecssd", default_model_path(), peer_onnx, n=2, batch_size=2, progress=False)
     assert result["models"]["ours"]["runtime"] == "TFLiteSegmenter"
     assert result["models"]["peer"]["runtime"] == "OnnxPeerSegmenter"
+
+
+def test_category_keeps_only_that_categorys_photos(odd_dataset, peer_onnx, cache_dir, tmp_path, capsys):
+    samples, _ = find_samples(odd_dataset, categories=["person"])
+    assert [s.name for s in samples] == ["person_good"]
+    with pytest.warns(UserWarning, match="object_nomask"):
+        samples, _ = find_samples(odd_dataset, split="val", categories=["object"])
+    assert [s.name for s in samples] == ["object_broken", "object_small"]
+    with pytest.raises(EvaluationError, match="no photo of category 'duts'.*categories there: object, person"):
+        find_samples(odd_dataset, categories=["person", "duts"])
+    out = tmp_path / "person"
+    assert main(["--data", str(odd_dataset), "--peer", str(peer_onnx), "--out", str(out), "--category", "person",
+                 "--cache", str(cache_dir), "--gallery", "0"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["images"] == 1 and list(report["models"]["u2netp"]["per_category"]) == ["person"]
+    assert json.loads((out / "run.json").read_text())["categories"] == ["person"]
+    assert main(["--data", str(odd_dataset), "--peer", str(peer_onnx), "--out", str(tmp_path / "none"),
+                 "--category", "duts"]) == 1
+    assert "no photo of category 'duts'" in capsys.readouterr().err
+
+
+def test_an_ensemble_reuses_its_members_cached_maps(ecssd_run, shared_data, peer_onnx, model_path, cache_dir,
+                                                     tmp_path):
+    from RMBG.evaluation.evaluate import to_uint8
+    from RMBG.images.io import read_image
+    from RMBG.runtime.engines import load_segmenter
+    from RMBG.runtime.ensemble import EnsembleSegmenter
+
+    # ecssd_run cached the counting peer on these photos: as a member it is not run again
+    peer, ours = CountingPeer(peer_onnx), load_segmenter(model_path)
+    ensemble = EnsembleSegmenter([peer, ours])
+    first = evaluate(shared_data / "ecssd", peers=[ensemble], out_dir=tmp_path / "a", limit=3,
+                     cache_dir=cache_dir, progress=False, gallery_size=0)
+    assert peer.photos == 0
+    run = json.loads((tmp_path / "a" / "run.json").read_text())["models"][0]
+    assert run["predicted"] == 3 and run["cache"] == f"{cache_dir / model_key(peer)} + {cache_dir / model_key(ours)}"
+    # within one 8-bit level of the rounded mean of the members' float maps, and scored as that map
+    photos, _ = find_samples(shared_data / "ecssd", limit=3)
+    table = pd.read_csv(tmp_path / "a" / "per_image.csv")
+    for sample, mae in zip(photos, table["mae"]):
+        image = read_image(sample.image)
+        exact = to_uint8(ensemble.predict([image])[0]).astype(int)
+        mean = np.rint((_cached_prediction(cache_dir, peer, sample.image).astype(np.float32)
+                        + _cached_prediction(cache_dir, ours, sample.image)) / 2)
+        assert np.abs(mean - exact).max() <= 1
+        assert mae == pytest.approx(score_image(mean.astype(np.uint8), read_mask(sample.mask)).mae, abs=1e-6)
+    # both members cached now: the same numbers, nothing run, and the time is the members' sum
+    again = evaluate(shared_data / "ecssd", peers=[EnsembleSegmenter([CountingPeer(peer_onnx), ours])],
+                     out_dir=tmp_path / "b", limit=3, cache_dir=cache_dir, progress=False, gallery_size=0)
+    assert again == first and json.loads((tmp_path / "b" / "run.json").read_text())["models"][0]["predicted"] == 0
+    single = evaluate(shared_data / "ecssd", peers=[peer], models=[ours], out_dir=tmp_path / "c", limit=3,
+                      cache_dir=cache_dir, progress=False, gallery_size=0)["models"]
+    times = [m["summary"]["seconds_per_image"] for m in single.values()]
+    assert first["models"][ensemble.name]["summary"]["seconds_per_image"] == pytest.approx(sum(times), abs=2e-6)

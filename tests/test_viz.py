@@ -420,3 +420,61 @@ def test_example_photos_start_with_the_original_inputs(tmp_path):
     photos = viz.example_photos(data_root=tmp_path)
     assert photos[0] == tmp_path / "seed_test" / "images" / "1.png"
     assert len(viz.example_photos(n=1, data_root=tmp_path)) == 1
+
+
+# ---------------------------------------------------------------------------
+# the model picker (names present or missing, by $U2NET_HOME)
+# ---------------------------------------------------------------------------
+def test_model_picker_marks_each_name_present_or_missing(tmp_path, monkeypatch):
+    pytest.importorskip("ipywidgets")
+    from RMBG.models.names import NAMES
+
+    home = tmp_path / "u2net-home"
+    home.mkdir()
+    monkeypatch.setenv("U2NET_HOME", str(home))
+    options = {o.name: o for o in viz.model_options()}
+    assert list(options) == ["default", "u2netp", "u2net", "isnet", "u2net+isnet"] == list(viz.PICKER_NAMES)
+    for name in ("u2net", "isnet"):
+        assert not options[name].present and options[name].file == str(home / f"{name}.onnx")
+        assert options[name].label == f"{name} (missing: python -m RMBG fetch-teacher {name})"
+    assert options["u2net+isnet"].get == "python -m RMBG fetch-teacher u2net; python -m RMBG fetch-teacher isnet"
+    assert not options["u2net+isnet"].present
+    assert options["default"].present == (NAMES["default"].file() is not None)
+    table = viz.model_table()
+    assert list(table.index) == list(options) and table.loc["isnet", "to get it"].endswith("fetch-teacher isnet")
+
+    # a file in place makes its name (and the ensemble, once both are there) present
+    (home / "isnet.onnx").write_bytes(b"stand-in")
+    options = {o.name: o for o in viz.model_options()}
+    assert options["isnet"].present and options["isnet"].label == "isnet (present)" and options["isnet"].get == ""
+    assert not options["u2net+isnet"].present and options["u2net+isnet"].get == "python -m RMBG fetch-teacher u2net"
+    (home / "u2net.onnx").write_bytes(b"stand-in")
+    assert viz.model_options(["u2net+isnet"])[0].present
+
+    picker = viz.model_picker("isnet")
+    assert [label for label, _ in picker.choice.options][3] == "isnet (present)"
+    assert picker.value == "isnet" and picker.describe() == f"isnet: {home / 'isnet.onnx'}"
+    (home / "isnet.onnx").unlink()
+    picker = viz.model_picker("isnet")
+    assert picker.describe() == "isnet is missing: run `python -m RMBG fetch-teacher isnet`"
+    assert "fetch-teacher isnet" in picker.status.value
+    picker.path.value = str(tmp_path / "mine.keras")
+    assert picker.value == str(tmp_path / "mine.keras") and "no such file" in picker.status.value
+
+    several = viz.model_picker(["u2netp", tmp_path / "a.onnx"], multiple=True)
+    assert several.value == ["u2netp", str(tmp_path / "a.onnx")]
+    several.choice.value = ("u2netp", "u2net+isnet")
+    assert several.value[:2] == ["u2netp", "u2net+isnet"]
+
+
+def test_remove_widgets_say_how_to_get_a_missing_model(default_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "empty"))
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((40, 60, 3), 200, np.uint8)).save(photo)
+    box = viz.remove_widgets([photo], default_model)
+    assert box.picker.value == "default" and box.redraws == 1
+    box.picker.choice.value = "isnet"
+    assert box.redraws == 1 and box.remover is None and not box._small
+    assert box.problem.startswith("cannot use model isnet") and "python -m RMBG fetch-teacher isnet" in box.problem
+    box.picker.choice.value = "default"
+    assert box.redraws == 2 and box.problem is None and box.remover is not None and len(box._small) == 1

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR", help="report folder")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N photos")
     parser.add_argument("--split", default=None, help="only the rows of index.csv with this split (e.g. val)")
+    parser.add_argument("--category", action="append", default=[], metavar="CAT",
+                        help="only the photos of this category (the file name's prefix, e.g. person); "
+                        "repeat for several")
     parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
                         help="prediction cache folder (default REPORT_DIR/cache)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the prediction cache")
@@ -80,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = show
             report = evaluate(args.data, models=models, peers=args.peer, out_dir=args.out,
                               limit=args.limit, split=args.split, cache_dir=args.cache,
-                              use_cache=not args.no_cache, gallery_size=args.gallery, device=args.device)
+                              use_cache=not args.no_cache, gallery_size=args.gallery, device=args.device,
+                              categories=args.category)
     except DeviceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -92,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     for model in run["models"]:
         say_device("evaluate", f"{model['device']} ({model['name']})")
     print(f"\n{report['images']} photos from {args.data}"
-          + (f" (split {args.split})" if args.split else ""))
+          + (f" (split {args.split})" if args.split else "")
+          + (f" (categories {', '.join(args.category)})" if args.category else ""))
     print(summary_table(report, kinds))
     skipped = len(run["skipped_or_warned"])
     print(f"\nreport: {args.out / 'report.json'}  (also per_image.csv, per_image_curves.npz, pr_curve.png, gallery.png"

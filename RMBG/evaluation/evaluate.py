@@ -4,7 +4,9 @@
 
 The data folder holds ``images/`` and ``masks/`` matched by file stem (a
 prepared dataset, or one of the shared sets directly), optionally with an
-``index.csv`` whose ``split`` column ``--split val`` filters on. Every model
+``index.csv`` whose ``split`` column ``--split val`` filters on;
+``--category cat`` keeps the photos of that category (the file name's prefix,
+as :func:`RMBG.images.io.category_of` reads it). Every model
 runs through :mod:`RMBG.runtime.engines` with its own preprocessing (rembg's for the
 peers). Metrics come from :mod:`RMBG.evaluation.metrics`, at the ground truth's
 resolution: when a mask's size differs from its photo, the prediction (made at
@@ -25,6 +27,13 @@ The report folder gets:
   image | ground truth | each model's mask);
 * ``cache/``: predictions keyed by model (file hash, runtime, preprocessing)
   and photo (file hash), as 8-bit PNGs, so re-runs skip inference.
+
+An ensemble ``A+B`` is scored as the rounded mean of its members' 8-bit maps,
+each member read from (or written to) its own cache entries: after ``--peer u2net
+--peer isnet``, ``--peer u2net+isnet`` runs no model. The members' rounding moves
+a pixel of the mean by at most one 8-bit level from the rounded mean of their
+float maps (:meth:`RMBG.runtime.ensemble.EnsembleSegmenter.predict`). Its
+``seconds_per_image`` is the sum of its members'.
 
 Predictions are scored as 8-bit maps (rounded), the way a saved mask is and
 the way the SOD literature scores saved PNG maps; it also makes a cached
@@ -69,6 +78,7 @@ from RMBG.images.io import (
     write_atomic,
 )
 from RMBG.runtime.engines import Segmenter, file_digest, load_segmenter
+from RMBG.runtime.ensemble import EnsembleSegmenter
 
 #: Column names that may hold the file name in a prepared dataset's ``index.csv``.
 #: Matched after lower-casing and turning spaces into underscores, so the
@@ -136,13 +146,16 @@ def _split_names(data_dir: Path, split: str) -> set[str]:
 
 
 def find_samples(
-    data_dir: str | Path, split: str | None = None, limit: int | None = None
+    data_dir: str | Path, split: str | None = None, limit: int | None = None,
+    categories: Sequence[str] | None = None,
 ) -> tuple[list[Sample], list[str]]:
     """``(samples, problems)``: photos of ``data_dir/images`` paired with ``masks/`` by stem.
 
     Photos without a mask are reported in ``problems`` (and warned about) and
-    left out. ``split`` keeps the files ``index.csv`` assigns to it; ``limit``
-    keeps the first ``limit`` photos in name order.
+    left out. ``split`` keeps the files ``index.csv`` assigns to it;
+    ``categories`` keeps the photos of those categories (:func:`category_of`;
+    one that no photo has is an :class:`EvaluationError` naming the ones there are);
+    ``limit`` keeps the first ``limit`` photos in name order.
     """
     data_dir = Path(data_dir)
     images_dir, masks_dir = data_dir / "images", data_dir / "masks"
@@ -159,6 +172,15 @@ def find_samples(
     if split is not None:
         keep = _split_names(data_dir, split)
         images = [p for p in images if p.stem in keep]
+    if categories:
+        present = sorted({category_of(p) for p in images})
+        absent = [c for c in categories if c not in present]
+        if absent:
+            raise EvaluationError(
+                f"{data_dir}: no photo of category {', '.join(map(repr, absent))}"
+                + (f" in split {split!r}" if split else "")
+                + f" (categories there: {', '.join(present) or 'none'})")
+        images = [p for p in images if category_of(p) in categories]
     problems: list[str] = []
     samples: list[Sample] = []
     for image in images:
@@ -241,9 +263,17 @@ class Entry:
     seconds: list[float] = field(default_factory=list)
     cached: list[bool] = field(default_factory=list)
     calls: int = 0
+    #: an ensemble's members, each with its own cache (the module docstring); empty otherwise
+    parts: list["Entry"] = field(default_factory=list)
 
     def predict(self, image: np.ndarray, digest: str) -> tuple[np.ndarray, float, bool]:
         """``(full-size uint8 mask, seconds, from_cache)`` for one photo."""
+        if self.parts:
+            results = [part.predict(image, digest) for part in self.parts]
+            mean = np.mean([mask.astype(np.float32) for mask, _, _ in results], axis=0) / 255.0
+            from_cache = all(cached for _, _, cached in results)
+            self.calls += not from_cache
+            return to_uint8(mean), float(sum(seconds for _, seconds, _ in results)), from_cache
         if self.cache is not None:
             hit = self.cache.get(digest)
             if hit is not None and hit[0].shape == image.shape[:2]:
@@ -263,6 +293,23 @@ def to_uint8(mask: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(np.asarray(mask, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def _entry(name: str, kind: str, segmenter: Segmenter, cache_root: Path | None) -> Entry:
+    """An entry with its cache; an ensemble's entry holds one entry per member instead."""
+    if isinstance(segmenter, EnsembleSegmenter):
+        parts = [_entry(member.name, kind, member, cache_root) for member in segmenter.members]
+        return Entry(name, kind, segmenter, None, parts=parts)
+    key = model_key(segmenter) if cache_root is not None else None
+    return Entry(name, kind, segmenter, PredictionCache(cache_root, segmenter, key) if key else None)
+
+
+def _cache_folders(entry: Entry) -> str | None:
+    """Where an entry's predictions are cached (an ensemble's: its members' folders joined by `` + ``)."""
+    if entry.parts:
+        folders = [_cache_folders(part) for part in entry.parts]
+        return None if None in folders else " + ".join(folders)
+    return str(entry.cache.folder) if entry.cache else None
+
+
 def _load_entries(models, peers, cache_root: Path | None, device: str = "auto") -> list[Entry]:
     entries: list[Entry] = []
     taken: set[str] = set()
@@ -273,9 +320,7 @@ def _load_entries(models, peers, cache_root: Path | None, device: str = "auto") 
             while name in taken:
                 name, n = f"{segmenter.name}-{n}", n + 1
             taken.add(name)
-            key = model_key(segmenter) if cache_root is not None else None
-            cache = PredictionCache(cache_root, segmenter, key) if key else None
-            entries.append(Entry(name, kind, segmenter, cache))
+            entries.append(_entry(name, kind, segmenter, cache_root))
     return entries
 
 
@@ -362,13 +407,15 @@ def evaluate(
     gallery_size: int = 3,
     progress: bool = True,
     device: str = "auto",
+    categories: Sequence[str] | None = None,
 ) -> dict:
     """Score ``models`` (our model files or Segmenters) and ``peers`` (ONNX U-2-Net files).
 
     Writes the report folder described in the module docstring and returns the
     ``report.json`` content. ``cache_dir`` defaults to ``out_dir/cache``;
     ``use_cache=False`` neither reads nor writes it. Raises
-    :class:`EvaluationError` when there is nothing to score. ``device`` is where the models run
+    :class:`EvaluationError` when there is nothing to score. ``categories`` keeps the photos of
+    those categories only (:func:`find_samples`). ``device`` is where the models run
     (:data:`RMBG.runtime.device.DEVICES`); ``run.json`` records what ran each one.
     """
     if limit is not None and limit < 1:
@@ -377,7 +424,8 @@ def evaluate(
     models, peers = list(models), list(peers)
     if not models and not peers:
         raise EvaluationError("nothing to evaluate: give at least one model or peer")
-    samples, problems = find_samples(data_dir, split=split, limit=limit)
+    wanted = list(dict.fromkeys(categories or []))
+    samples, problems = find_samples(data_dir, split=split, limit=limit, categories=wanted)
     if not samples:
         raise EvaluationError(f"{data_dir}: no photo with a mask to score"
                               + (f" in split {split!r}" if split else ""))
@@ -421,11 +469,11 @@ def evaluate(
         plot_gallery(_gallery_rows(entries, scored, digests, gallery_size),
                      [entry.name for entry in entries], out_dir / "gallery.png")
     _write_json(out_dir / "run.json", {
-        "data": str(Path(data_dir).resolve()), "split": split, "limit": limit,
+        "data": str(Path(data_dir).resolve()), "split": split, "categories": wanted or None, "limit": limit,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "models": [{"name": e.name, "kind": e.kind, "path": str(e.segmenter.path), "device": e.segmenter.device_line,
                     "runtime": type(e.segmenter).__name__, "input_size": e.segmenter.input_size,
-                    "cache": str(e.cache.folder) if e.cache else None,
+                    "cache": _cache_folders(e),
                     "predicted": e.calls, "from_cache": int(sum(e.cached))} for e in entries],
         "skipped_or_warned": problems,
         "conventions": "see RMBG.evaluation.metrics: dataset max-F/max-E are maxima of the mean curves; "

@@ -12,6 +12,7 @@ inline figures when an IPython kernel is active. One job a module:
 - :mod:`~RMBG.evaluation.report_figures`: the PR curves and gallery PNGs of an ``RMBG.evaluation.evaluate`` report.
 - :mod:`~RMBG.viz.tables`: tables of data checks, evaluation reports and presets.
 - :mod:`~RMBG.viz.curves`: training curves of a run, drawn once or live while it trains.
+- :mod:`~RMBG.viz.model_picker`: the model picker (the names, present or missing, or a file).
 - :mod:`~RMBG.viz.widgets`: the data, evaluation and removal widget panels.
 - :mod:`~RMBG.viz.train_widgets`: the training panel (preset selector and sliders).
 """
@@ -50,6 +51,14 @@ from RMBG.viz.figures import (
     refine_grid,
     side_by_side,
 )
+from RMBG.viz.model_picker import (
+    PICKER_NAMES,
+    ModelOption,
+    ModelPicker,
+    model_options,
+    model_picker,
+    model_table,
+)
 from RMBG.viz.notebook import enable_inline_figures, quick
 from RMBG.viz.tables import (
     PRESET_COLUMNS,
@@ -81,11 +90,12 @@ from RMBG.viz.widgets import (
 
 __all__ = [
     "DEFAULT_BG", "EPOCH_LOG", "EXAMPLE_SETS", "EXISTING_RUN", "HELDOUT_SET", "NOT_CURVES", "ORIGINAL_SET",
-    "PRESET_COLUMNS", "QUICK_OVERRIDES", "QUICK_PRESET", "SLIDER_FIELDS", "STEP_LOG", "TABLE_KEYS",
-    "THUMB_SIDE", "DatasetWidgets", "EvaluateWidgets", "LiveCurves", "PresetWidgets", "RemoveWidgets",
+    "PICKER_NAMES", "PRESET_COLUMNS", "QUICK_OVERRIDES", "QUICK_PRESET", "SLIDER_FIELDS", "STEP_LOG", "TABLE_KEYS",
+    "THUMB_SIDE", "DatasetWidgets", "EvaluateWidgets", "LiveCurves", "ModelOption", "ModelPicker", "PresetWidgets", "RemoveWidgets",
     "WidgetPanel", "benchmark", "check_sources", "check_table", "dataset_widgets", "demo_pairs",
     "enable_inline_figures", "evaluate_widgets", "example_background", "example_photos", "example_sources",
-    "fit_with_curves", "heldout_source", "live_training_curves", "metric_table", "mode_grid",
+    "fit_with_curves", "heldout_source", "live_training_curves", "metric_table", "mode_grid", "model_options",
+    "model_picker", "model_table",
     "original_comparison", "pair_grid", "peer_models", "per_image_table", "picture", "prediction_grid",
     "preset_table", "preset_widgets", "quick", "read_log", "refine_grid", "remove_all", "remove_widgets",
     "side_by_side", "training_curves",

@@ -1,4 +1,4 @@
-"""Notebook set-up: matplotlib Figures shown inline, and the quick-mode size knob.
+"""Notebook set-up: matplotlib Figures shown inline, the quick-mode size knob, the widgets' field style.
 
 Figures are built with :class:`matplotlib.figure.Figure` (no pyplot, no
 global state); :func:`enable_inline_figures` teaches IPython to show such a
@@ -40,3 +40,10 @@ def enable_inline_figures(shell=None) -> bool:
 def quick(small, full):
     """``small`` in quick mode (CI, ``RMBG_QUICK=1``), else ``full``: the notebooks' size knob."""
     return small if quick_mode() else full
+
+
+def field_style(width: str = "460px") -> dict:
+    """Keyword arguments of a labelled widget ``width`` wide, its label 110 px (all panels align)."""
+    import ipywidgets as w
+
+    return {"style": {"description_width": "110px"}, "layout": w.Layout(width=width)}

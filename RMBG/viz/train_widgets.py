@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 from RMBG.constants import quick_mode
 from RMBG.viz.curves import fit_with_curves
-from RMBG.viz.widgets import WidgetPanel, field_style
+from RMBG.viz.notebook import field_style
+from RMBG.viz.widgets import WidgetPanel
 
 #: In quick mode (CI) the training widgets start from this small run.
 QUICK_PRESET = "sample"

@@ -18,14 +18,9 @@ from PIL import Image
 
 from RMBG.viz.cutouts import DEFAULT_BG
 from RMBG.viz.figures import pair_grid, picture, side_by_side
+from RMBG.viz.model_picker import ModelPicker
+from RMBG.viz.notebook import field_style
 from RMBG.viz.tables import metric_table
-
-
-def field_style(width: str = "460px") -> dict:
-    """Keyword arguments of a labelled widget ``width`` wide, its label 110 px (all panels align)."""
-    import ipywidgets as w
-
-    return {"style": {"description_width": "110px"}, "layout": w.Layout(width=width)}
 
 
 class WidgetPanel:
@@ -92,7 +87,8 @@ def dataset_widgets(data_dir: str | os.PathLike = "", n: int = 6) -> DatasetWidg
 
 
 class EvaluateWidgets(WidgetPanel):
-    """Data folder, model files, photo limit and a Run button: evaluate and show the results.
+    """Data folder, models (a :class:`~RMBG.viz.model_picker.ModelPicker`: names, each said present
+    or missing, and files), peers, photo limit and a Run button: evaluate and show the results.
 
     The output under the button gets the metric table, the PR curves and the
     best/worst gallery; :meth:`run` does what the button does and returns the report.
@@ -110,8 +106,7 @@ class EvaluateWidgets(WidgetPanel):
 
         wide = field_style("640px")
         self.data_dir = w.Text(value=str(data_dir), description="data folder", **wide)
-        self.models = w.Text(value=", ".join(str(m) for m in models), description="models",
-                             placeholder="model files, comma-separated", **wide)
+        self.models = ModelPicker(models, multiple=True, description="models")
         self.peers = w.Text(value=", ".join(str(m) for m in peers), description="peers",
                             placeholder="ONNX U-2-Net files, comma-separated", **wide)
         self.out_dir = w.Text(value=str(out_dir), description="report folder", **wide)
@@ -119,7 +114,7 @@ class EvaluateWidgets(WidgetPanel):
         self.button = w.Button(description="Evaluate", button_style="primary", icon="play")
         self.output = w.Output()
         self.button.on_click(self._clicked)
-        self.box = w.VBox([self.data_dir, self.models, self.peers, self.out_dir, self.limit,
+        self.box = w.VBox([self.data_dir, self.models.box, self.peers, self.out_dir, self.limit,
                            self.button, self.output])
         self.report = None
 
@@ -136,7 +131,7 @@ class EvaluateWidgets(WidgetPanel):
         out = Path(self.out_dir.value.strip())
         try:
             self.report = evaluate(
-                self.data_dir.value.strip(), models=self._paths(self.models.value),
+                self.data_dir.value.strip(), models=self.models.value,
                 peers=self._paths(self.peers.value), out_dir=out, limit=self.limit.value or None,
                 progress=False,
             )
@@ -156,9 +151,12 @@ def evaluate_widgets(data_dir="", models=(), peers=(), out_dir="", limit=None) -
 
 
 class RemoveWidgets(WidgetPanel):
-    """Image chooser, output mode, background colour and refinement; the side-by-side redraws on change.
+    """Model, image chooser, output mode, background colour and refinement; the side-by-side redraws on change.
 
-    The model runs once per photo (its mask at model size is kept); changing
+    The model is picked by name or file (:class:`~RMBG.viz.model_picker.ModelPicker`; a name
+    whose file is missing prints the command that gets it instead of a picture); ``model`` may
+    also be a Segmenter, used until another model is picked.
+    The model runs once per photo and model (its mask at model size is kept); changing
     the mode or colour only recomposes, changing the refinement re-finishes
     the mask (``matting`` compiles with numba on first use: about a minute).
     :meth:`result` gives the current output picture, :meth:`figure` the
@@ -177,6 +175,7 @@ class RemoveWidgets(WidgetPanel):
             raise ValueError("no photos to choose from")
         self.model, self.bg_image = model, bg_image
         self.remover = None
+        self.picker = ModelPicker(model if model is None or isinstance(model, (str, os.PathLike)) else None)
         modes = [m for m in MODES if m != "image" or bg_image is not None]
         self.image = w.Dropdown(options=[(p.name, str(p)) for p in self.photos], value=str(self.photos[0]),
                                 description="photo", **field_style())
@@ -188,11 +187,20 @@ class RemoveWidgets(WidgetPanel):
         self._small: dict[str, np.ndarray] = {}
         self._rgb: dict[str, np.ndarray] = {}
         self.redraws = 0
+        #: why the last redraw showed no picture (``None`` when it showed one)
+        self.problem: str | None = None
         for widget in (self.image, self.mode, self.bg_color, self.refine):
             widget.observe(lambda _change: self.redraw(), names="value")
-        self.box = w.VBox([self.image, self.mode, self.bg_color, self.refine, self.output])
+        self.picker.observe(self._new_model)
+        self.box = w.VBox([self.picker.box, self.image, self.mode, self.bg_color, self.refine, self.output])
         if draw:
             self.redraw()
+
+    def _new_model(self) -> None:
+        """The picker changed: forget the model and its masks, and redraw with the new one."""
+        self.model, self.remover = self.picker.value, None
+        self._small.clear()
+        self.redraw()
 
     def _remover(self):
         """The :class:`RMBG.removal.pipeline.Remover` of the model, made on first use."""
@@ -227,10 +235,20 @@ class RemoveWidgets(WidgetPanel):
             label += f", {self.bg_color.value}"
         return side_by_side([self.image.value], [picture], labels=("before", label))
 
-    def redraw(self) -> Figure:
-        """Recompute for the current choices and show it under the widgets."""
+    def redraw(self) -> Figure | None:
+        """Recompute for the current choices and show it under the widgets (a model that cannot be
+        loaded, a missing name's file say, shows why instead; returns ``None`` then)."""
         from IPython.display import display
 
+        try:
+            self._remover()
+        except (FileNotFoundError, ValueError) as exc:
+            self.problem = f"cannot use model {self.picker.value}: {exc}"
+            self.output.clear_output(wait=True)
+            with self.output:
+                print(self.problem)
+            return None
+        self.problem = None
         fig = self.figure()
         self.redraws += 1
         self.output.clear_output(wait=True)
