@@ -59,8 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(command_module(name))
-    return int(module.main(rest) or 0)
+    try:
+        module = importlib.import_module(command_module(name))
+        return int(module.main(rest) or 0)
+    except ImportError:
+        from RMBG.runtime.device import keras_backend_problem
+
+        problem = keras_backend_problem()
+        if problem is None:
+            raise
+        print(f"{name}: {problem}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
