@@ -72,7 +72,7 @@ model = load_model({str(out / "model.keras")!r})
 image = read_image({photo!r})
 mask = load_segmenter({str(out / "model.keras")!r}).predict_one(image)
 print("RESULT " + json.dumps(dict(input=list(model.input_shape), image=list(image.shape), mask=list(mask.shape),
-      lo=float(mask.min()), hi=float(mask.max()), tensorflow=sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow"))))
+      lo=float(mask.min()), hi=float(mask.max()), tensorflow=sorted(m for m, v in sys.modules.items() if m.split(".")[0] == "tensorflow" and v is not None))))
 """
     body = f"import json, runpy\nsys.argv = ['RMBG', *{argv!r}]\n" + check
     done = run_without({"tensorflow", "tf_keras"}, body, KERAS_BACKEND="jax")

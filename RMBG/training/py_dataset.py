@@ -97,6 +97,28 @@ class DecodedPairs:
             self._store[index] = loaded
         return loaded
 
+    def teacher(self, index: int) -> bool:
+        return self.pairs[index].teacher
+
+
+class ArrayPairs:
+    """Pairs already decoded at one size (``NxSxSx3`` uint8 images, ``NxSxSx1`` uint8 masks 0-255, e.g. an
+    ``.npz`` slice of a dataset), in :class:`DecodedPairs`' place."""
+
+    def __init__(self, images: np.ndarray, masks: np.ndarray):
+        if len(images) != len(masks) or not len(images):
+            raise ValueError(f"{len(images)} images and {len(masks)} masks: need as many, at least one")
+        self.images, self.masks = images, masks.reshape(*masks.shape[:3], 1)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def get(self, index: int):
+        return self.images[index], self.masks[index]
+
+    def teacher(self, index: int) -> bool:
+        return False
+
 
 # ---------------------------------------------------------------------------
 # Training batches
@@ -107,11 +129,11 @@ class TrainBatches(keras.utils.PyDataset):
     Batch ``k`` takes examples ``k*N .. k*N+N-1`` of a stream made of one seeded permutation of the pairs
     after another (pass ``p`` shuffled by ``(seed, p)``); unreadable pairs are skipped in the stream."""
 
-    def __init__(self, pairs: Sequence[Pair], info, image_size: int, batch: int, settings: Augment,
+    def __init__(self, pairs: Sequence[Pair] | ArrayPairs, info, image_size: int, batch: int, settings: Augment,
                  seed: int = SEED, cache: bool = True, workers: int | None = None, first_batch: int = 0):
         workers = auto_workers(workers)
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(2, 2 * workers))
-        self.decoded = DecodedPairs(pairs, image_size, cache)
+        self.decoded = pairs if isinstance(pairs, ArrayPairs) else DecodedPairs(pairs, image_size, cache)
         self.info, self.batch, self.settings = info, int(batch), settings
         self.seed, self.first_batch = int(seed), int(first_batch)
         self._orders: dict[int, np.ndarray] = {}
@@ -151,7 +173,7 @@ class TrainBatches(keras.utils.PyDataset):
             x, y = py_augment.augment(image, mask, rng, settings)
             images.append(x)
             masks.append(y)
-            teacher.append(self.decoded.pairs[pair_index].teacher)
+            teacher.append(self.decoded.teacher(pair_index))
         images, masks = np.stack(images), np.stack(masks)
         rng = np.random.default_rng([self.seed, 2, self.first_batch + index])
         images = py_augment.composite(images, masks, rng, settings.composite)
@@ -167,8 +189,8 @@ class EvalBatches:
     """Validation/evaluation batches in order: ``(normalised NxSxSx3, NxSxSx1 mask in [0, 1])``;
     iterable any number of times (decoded once when the pairs fit in memory)."""
 
-    def __init__(self, pairs: Sequence[Pair], info, image_size: int, batch: int, cache: bool = True):
-        self.decoded = DecodedPairs(pairs, image_size, cache)
+    def __init__(self, pairs: Sequence[Pair] | ArrayPairs, info, image_size: int, batch: int, cache: bool = True):
+        self.decoded = pairs if isinstance(pairs, ArrayPairs) else DecodedPairs(pairs, image_size, cache)
         self.info, self.batch = info, int(batch)
 
     def __len__(self) -> int:
