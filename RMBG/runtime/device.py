@@ -16,14 +16,6 @@ GPU_PROVIDERS = ("CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecut
 CPU_PROVIDER = "CPUExecutionProvider"
 
 
-#: How to install each Keras backend (the fix a missing one's error names).
-BACKEND_INSTALL = {
-    "tensorflow": 'pip install -e . (tensorflow-cpu), or -e ".[gpu]" for CUDA',
-    "jax": 'pip install -e ".[jax-gpu]" for CUDA, or jax==0.10.2 for the CPU',
-    "torch": "pip install torch",
-}
-
-
 class DeviceError(ValueError):
     """The device asked for cannot run this model here."""
 
@@ -32,37 +24,6 @@ def check_device(device: str) -> str:
     if device not in DEVICES:
         raise DeviceError(f"--device {device!r}: choose one of {', '.join(DEVICES)}")
     return device
-
-
-def keras_backend_name() -> str:
-    """The backend Keras will load (``KERAS_BACKEND``, else ``keras.json``, else tensorflow), without importing it."""
-    import json
-    import os
-    from pathlib import Path
-
-    name = os.environ.get("KERAS_BACKEND")
-    if not name:
-        home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
-        try:
-            name = json.loads((home / "keras.json").read_text()).get("backend")
-        except (OSError, ValueError, AttributeError):
-            name = None
-    return name or "tensorflow"
-
-
-def keras_backend_problem() -> str | None:
-    """What is wrong when the Keras backend asked for is not installed (``None`` when it is)."""
-    import importlib.util
-
-    name = keras_backend_name()
-    try:
-        found = importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        found = False
-    if found:
-        return None
-    fix = BACKEND_INSTALL.get(name, f"install {name}")
-    return f"KERAS_BACKEND={name}: {name} is not installed here; {fix}, or set KERAS_BACKEND=tensorflow"
 
 
 def onnx_providers(device: str = "auto", available: list[str] | None = None) -> list[str]:
