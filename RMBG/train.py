@@ -1,7 +1,7 @@
 """Training: :func:`fit`, the original ``train(...).train_model()`` API, and ``python -m RMBG train``.
 
-A run reads a dataset folder through :mod:`RMBG.training.tf_data` (or :mod:`RMBG.training.py_dataset`), builds (or loads with
-``init``) a model from :mod:`RMBG.model`, trains it with the deep-supervision
+A run reads a dataset folder through :mod:`RMBG.training.tf_data` (or
+:mod:`RMBG.training.py_dataset`), builds (or loads with ``init``) a model from :mod:`RMBG.model`, trains it with the deep-supervision
 loss of :mod:`RMBG.training.losses` and writes everything under its ``out`` folder:
 
 - ``model.keras``: the model to use (best validation MAE seen, checked every
