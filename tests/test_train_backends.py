@@ -52,13 +52,13 @@ def rmbg(argv: list[str]) -> str:
 # ---------------------------------------------------------------------------
 # JAX with no TensorFlow: python -m RMBG train works end to end
 # ---------------------------------------------------------------------------
-def test_jax_trains_two_steps_without_tensorflow_and_the_model_loads(tmp_path, shared_data):
+def test_jax_trains_two_epochs_of_one_step_without_tensorflow_and_the_model_loads(tmp_path, shared_data):
     chosen = shared_pairs(shared_data / "ecssd", 6)
     root = link_pairs(chosen, tmp_path / "data")
     out = tmp_path / "run"
     photo = str(chosen[0][0])
     argv = ["train", "--preset", "sample", "--arch", "u2netp", "--optimizer", "sgd", "--freeze-bn", "--verbose", "2",
-            "--data", str(root), "--out", str(out), "--epochs", "1", "--steps-per-epoch", "2", "--split", "0.34",
+            "--data", str(root), "--out", str(out), "--epochs", "2", "--steps-per-epoch", "1", "--split", "0.34",
             "--image-size", "64", "--batch", "2", "--workers", "2"]
     check = f"""
 try:
@@ -86,9 +86,9 @@ print("RESULT " + json.dumps(dict(input=list(model.input_shape), image=list(imag
     assert result["mask"] == result["image"][:2]
     assert 0.0 <= result["lo"] <= result["hi"] <= 1.0
     summary = json.loads((out / "summary.json").read_text())
-    assert len(summary["history"]["loss"]) == 1 and summary["steps_per_epoch"] == 2
-    assert (out / "val_steps.csv").read_text().count("\n") == 3  # header, step 0, step 2
-    assert np.isfinite(summary["history"]["loss"][0])
+    assert len(summary["history"]["loss"]) == 2 and summary["steps_per_epoch"] == 1  # two epochs of one step
+    assert (out / "val_steps.csv").read_text().count("\n") == 4  # header, steps 0, 1 and 2
+    assert np.all(np.isfinite(summary["history"]["loss"]))
 
 
 def test_missing_backend_or_pipeline_is_refused_with_the_fix_and_writes_nothing(tmp_path, shared_data):
@@ -132,6 +132,22 @@ def test_backend_choices():
     with pytest.raises(ValueError, match="--strategy mirrored is tf.distribute: it needs KERAS_BACKEND=tensorflow"):
         backend.make_strategy("mirrored", "jax")
     assert backend.single_device(backend.make_strategy("auto", "jax"))
+
+
+def test_cli_speed_options_and_the_full_preset_s_workers(tmp_path):
+    from RMBG.commands.train import build_parser, config_from_args
+
+    def config(*extra):
+        return config_from_args(build_parser().parse_args(["--data", "d", "--out", str(tmp_path), *extra]))
+
+    plain = config()
+    assert (plain.mixed_precision, plain.jit_compile, plain.pipeline, plain.preset.workers) == ("auto", "auto", "auto", None)
+    chosen = config("--mixed-precision", "--jit-compile", "off", "--pipeline", "py", "--workers", "3")
+    assert (chosen.mixed_precision, chosen.jit_compile, chosen.pipeline, chosen.preset.workers) == ("on", "off", "py", 3)
+    assert config("--mixed-precision", "fp16").mixed_precision == "fp16"
+    assert presets.get_preset("full", "u2netp").workers == 8 and py_dataset.auto_workers(None) >= 1
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        presets.get_preset("full", "u2netp", workers=0)
 
 
 # ---------------------------------------------------------------------------
