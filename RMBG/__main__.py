@@ -45,6 +45,39 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def keras_backend_name() -> str:
+    """The backend Keras will load (``KERAS_BACKEND``, else ``keras.json``, else tensorflow), without importing it."""
+    import json
+    import os
+    from pathlib import Path
+
+    name = os.environ.get("KERAS_BACKEND")
+    if not name:
+        home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+        try:
+            name = json.loads((home / "keras.json").read_text()).get("backend")
+        except (OSError, ValueError, AttributeError):
+            name = None
+    return name or "tensorflow"
+
+
+def keras_backend_problem() -> str | None:
+    """What is wrong when the Keras backend asked for is not installed (``None`` when it is)."""
+    import importlib.util
+
+    name = keras_backend_name()
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        return None
+    from RMBG.constants import BACKEND_INSTALL
+
+    fix = BACKEND_INSTALL.get(name, f"install {name}")
+    return f"KERAS_BACKEND={name}: {name} is not installed here; {fix}, or set KERAS_BACKEND=tensorflow"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "--verbose":
@@ -59,8 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(command_module(name))
-    return int(module.main(rest) or 0)
+    try:
+        module = importlib.import_module(command_module(name))
+        return int(module.main(rest) or 0)
+    except ImportError:
+        problem = keras_backend_problem()
+        if problem is None:
+            raise
+        print(f"{name}: {problem}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

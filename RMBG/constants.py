@@ -118,3 +118,10 @@ def quick_mode() -> bool:
     return os.environ.get("RMBG_QUICK", "").lower() in {"1", "true", "yes"} or (
         os.environ.get("CI", "").lower() in {"1", "true"}
     )
+
+#: How to install each Keras backend (the fix a missing one's error names).
+BACKEND_INSTALL = {
+    "tensorflow": 'pip install -e . (tensorflow-cpu), or -e ".[gpu]" for CUDA',
+    "jax": 'pip install -e ".[jax-gpu]" for CUDA, or jax==0.10.2 for the CPU',
+    "torch": "pip install torch",
+}

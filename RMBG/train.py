@@ -1,7 +1,7 @@
 """Training: :func:`fit`, the original ``train(...).train_model()`` API, and ``python -m RMBG train``.
 
-A run reads a dataset folder through :mod:`RMBG.training.tf_data`, builds (or loads with
-``init``) a model from :mod:`RMBG.model`, trains it with the deep-supervision
+A run reads a dataset folder through :mod:`RMBG.training.tf_data` (or
+:mod:`RMBG.training.py_dataset`), builds (or loads with ``init``) a model from :mod:`RMBG.model`, trains it with the deep-supervision
 loss of :mod:`RMBG.training.losses` and writes everything under its ``out`` folder:
 
 - ``model.keras``: the model to use (best validation MAE seen, checked every
@@ -21,8 +21,9 @@ The config is resolved and checked before anything is touched
 (:mod:`RMBG.training.config`); the run folder's rules live in
 :mod:`RMBG.training.run_folder`, the strategies in :mod:`RMBG.training.distribute`, the
 validation checks in :mod:`RMBG.training.callbacks`, the trained view of the
-model in :mod:`RMBG.training.view`. Training is TensorFlow code; the models
-themselves stay backend-neutral Keras.
+model in :mod:`RMBG.training.view`. Training runs on any Keras backend: tf.data and
+``tf.distribute`` with TensorFlow, a ``keras.utils.PyDataset`` on one device with JAX or torch
+(:mod:`RMBG.training.backend`, no TensorFlow needed).
 """
 
 from __future__ import annotations

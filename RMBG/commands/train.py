@@ -11,6 +11,9 @@ from RMBG.constants import SEED
 from RMBG.models.archs import arch_names
 from RMBG.runtime.device import keras_device_line
 from RMBG.training.config import (
+    JIT_MODES,
+    PIPELINES,
+    PRECISIONS,
     STRATEGIES,
     TrainConfig,
     resolve_config,
@@ -53,6 +56,7 @@ FIELD_TYPES = {
     "steps_per_epoch": _optional(int),
     "val_every_steps": _optional(int),
     "val_limit": _optional(int),
+    "workers": _optional(int),
     "crop_scale": _pair,
     "crop_ratio": _pair,
     "freeze": _names,
@@ -74,7 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--init", default=None, help="start from this .keras model (keeps its preprocessing)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     parser.add_argument("--overwrite", action="store_true", help="start again in an --out that holds a run")
-    parser.add_argument("--mixed-precision", action="store_true")
+    parser.add_argument("--mixed-precision", nargs="?", const="on", default="auto", choices=list(PRECISIONS),
+                        help="auto (default): mixed on a GPU (bf16 where it has it, else fp16), float32 on a CPU; "
+                             "on (the flag alone): also on a CPU (bf16); off; bf16; fp16 (GPU only)")
+    parser.add_argument("--jit-compile", default="auto", choices=list(JIT_MODES),
+                        help="XLA: auto compiles on a GPU and always under JAX")
+    parser.add_argument("--pipeline", default="auto", choices=list(PIPELINES),
+                        help="input pipeline: tf.data (TensorFlow backend, the default there) or py "
+                             "(keras PyDataset, no TensorFlow: the default on JAX and torch)")
     parser.add_argument("--strategy", default="auto", choices=list(STRATEGIES))
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--no-check", dest="check_data", action="store_false", help="skip decoding every file first")
@@ -106,6 +117,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         resume=args.resume,
         overwrite=args.overwrite,
         mixed_precision=args.mixed_precision,
+        jit_compile=args.jit_compile,
+        pipeline=args.pipeline,
         strategy=args.strategy,
         seed=args.seed,
         check_data=args.check_data,

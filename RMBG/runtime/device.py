@@ -95,3 +95,10 @@ def hide_gpus(backend: str) -> None:
             tf.config.set_visible_devices([], "GPU")
         except RuntimeError:  # already initialised: nothing was placed on a GPU by us yet
             pass
+    elif backend == "jax":
+        import jax
+
+        try:
+            jax.config.update("jax_platforms", "cpu")
+        except RuntimeError:  # backends already initialised: their default device stays
+            pass

@@ -22,6 +22,10 @@ from RMBG.models.archs import canonical_name, get_spec
 from RMBG.training.presets import MIN_SIZE, PRESETS, Preset, get_preset, preset_fields
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+#: Input pipelines, XLA and mixed-precision modes (what each means: :mod:`RMBG.training.backend`).
+PIPELINES = ("auto", "tf.data", "py")
+JIT_MODES = ("auto", "on", "off")
+PRECISIONS = ("auto", "off", "on", "bf16", "fp16")
 
 
 @dataclass
@@ -35,7 +39,9 @@ class TrainConfig:
     init: str | None = None
     resume: bool = False
     overwrite: bool = False
-    mixed_precision: bool = False
+    mixed_precision: str = "auto"
+    jit_compile: str = "auto"
+    pipeline: str = "auto"
     strategy: str = "auto"
     seed: int = SEED
     verbose: int | str = "auto"
@@ -51,6 +57,13 @@ class TrainConfig:
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if isinstance(self.mixed_precision, bool):  # older configs: a flag
+            self.mixed_precision = "on" if self.mixed_precision else "off"
+        for option, value, choices in (("mixed-precision", self.mixed_precision, PRECISIONS),
+                                       ("jit-compile", self.jit_compile, JIT_MODES),
+                                       ("pipeline", self.pipeline, PIPELINES)):
+            if value not in choices:
+                raise ValueError(f"--{option} {value!r}: choose one of {', '.join(choices)}")
         canonical_name(self.arch)  # an unknown architecture fails here, with the valid names
 
     def to_dict(self) -> dict[str, Any]:

@@ -79,6 +79,8 @@ def build_before_fit(view, strategy, batch: int, size: int) -> None:
 
 def multi_worker(strategy) -> bool:
     """True under MultiWorkerMirroredStrategy with more than one worker."""
+    if not hasattr(strategy, "extended"):  # not a tf.distribute strategy (RMBG.training.backend.SingleDevice)
+        return False
     import tensorflow as tf
 
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(

@@ -12,7 +12,15 @@ from typing import Any
 
 from RMBG.images import dataset
 from RMBG.models.archs import canonical_name
-from RMBG.training import augment, tf_data
+from RMBG.training import augment, py_dataset, tf_data
+from RMBG.training.backend import (
+    choose_jit,
+    choose_pipeline,
+    make_strategy,
+    precision_policy,
+    single_device,
+    training_gpus,
+)
 from RMBG.training.callbacks import evaluate_model, timer_class, validator_class
 from RMBG.training.config import (
     TrainConfig,
@@ -21,7 +29,6 @@ from RMBG.training.config import (
 )
 from RMBG.training.distribute import (
     build_before_fit,
-    make_strategy,
     multi_worker,
     worker_role,
 )
@@ -134,10 +141,17 @@ def fit(config: TrainConfig) -> FitResult:
     check_config(config)
     init_info = read_model_info(config.init) if config.init else None
 
-    strategy = make_strategy(config.strategy)  # before other TensorFlow work: MultiWorkerMirroredStrategy needs that
-
     import keras
-    import tensorflow as tf
+
+    backend = keras.backend.backend()
+    # the strategy before other TensorFlow work: MultiWorkerMirroredStrategy needs that
+    strategy = make_strategy(config.strategy, backend)
+    pipeline = choose_pipeline(config.pipeline, backend)
+    if pipeline == "py" and not single_device(strategy):
+        raise ValueError("--pipeline py feeds one device: use --pipeline tf.data with --strategy mirrored/multiworker")
+    gpus, gpu_bf16 = training_gpus(backend)
+    policy = precision_policy(config.mixed_precision, bool(gpus), gpu_bf16)
+    jit = choose_jit(config.jit_compile, backend, bool(gpus))
 
     from RMBG.models.build import build_model, save_model
     from RMBG.training.losses import (
@@ -168,10 +182,11 @@ def fit(config: TrainConfig) -> FitResult:
     info = run_info(config, init_info)
     kwargs = build_kwargs_of(info, config.build_kwargs)
 
+    print(f"training on keras {backend}: input {pipeline}, XLA {'on' if jit else 'off'}, "
+          f"{policy or 'float32'}", flush=True)
     previous_policy = keras.config.dtype_policy()
-    if config.mixed_precision:
-        gpu = bool(tf.config.list_logical_devices("GPU"))
-        keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
+    if policy:
+        keras.mixed_precision.set_global_policy(policy)
     try:
         with strategy.scope():
             base = build_model(config.arch, preset.train_size, **kwargs)
@@ -188,16 +203,12 @@ def fit(config: TrainConfig) -> FitResult:
                 parse_terms(preset.loss), side_weights(preset.side_weights, outputs, channel)
             )
             view.compile(
-                optimizer=make_optimizer(preset), loss=loss, metrics=metrics(channel), jit_compile=False
+                optimizer=make_optimizer(preset), loss=loss, metrics=metrics(channel), jit_compile=jit
             )
             build_before_fit(view, strategy, preset.batch, preset.train_size)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
-    if (
-        preset.train_size == preset.image_size
-        and not config.mixed_precision
-        and isinstance(strategy, tf.distribute.OneDeviceStrategy)
-    ):
+    if preset.train_size == preset.image_size and policy is None and single_device(strategy):
         eval_model = base  # same function at the same size: check and save it directly
     else:
         eval_model = build_model(config.arch, preset.image_size, **kwargs)
@@ -215,21 +226,22 @@ def fit(config: TrainConfig) -> FitResult:
     if preset.batch % replicas:
         raise ValueError(f"batch {preset.batch} does not split over {replicas} replicas")
 
-    def make_train(context=None):
-        return tf_data.train_dataset(
-            report.train, info, preset.image_size, preset.batch, settings, config.seed, preset.cache, context
-        )
-
-    if isinstance(strategy, tf.distribute.OneDeviceStrategy):
-        train_ds = make_train()
-    else:
-        train_ds = strategy.distribute_datasets_from_function(make_train)
     steps = preset.steps_per_epoch or max(1, len(report.train) // preset.batch)
-    val_ds = (
-        tf_data.eval_dataset(val_pairs, info, preset.image_size, config.eval_batch or preset.batch, preset.cache)
-        if val_pairs
-        else None
-    )
+    eval_batch = config.eval_batch or preset.batch
+    if pipeline == "py":
+        train_ds = py_dataset.TrainBatches(
+            report.train, info, preset.image_size, preset.batch, settings, config.seed, preset.cache,
+            preset.workers, first_batch=first_epoch * steps,
+        )
+        val_ds = py_dataset.EvalBatches(val_pairs, info, preset.image_size, eval_batch, preset.cache) if val_pairs else None
+    else:
+        def make_train(context=None):
+            return tf_data.train_dataset(
+                report.train, info, preset.image_size, preset.batch, settings, config.seed, preset.cache, context
+            )
+
+        train_ds = make_train() if single_device(strategy) else strategy.distribute_datasets_from_function(make_train)
+        val_ds = tf_data.eval_dataset(val_pairs, info, preset.image_size, eval_batch, preset.cache) if val_pairs else None
 
     # -- callbacks ---------------------------------------------------------
     def save(model, path):
