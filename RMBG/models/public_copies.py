@@ -124,11 +124,16 @@ CONVERSIONS: dict[str, tuple[Conversion, ...]] = {
         "0.0009/0.0013/0.0032 (int8 has a tail: a few hard photos reach 0.01-0.02), 0.75 vs 3.9 s a photo",
         importer=_import_u2net, keep_float=("side", "outconv", "fused", "Identity")),),
     "isnet": (
-        Conversion("isnet", "int8", "int8 as for u2net, pending its quality run", importer=_import_isnet,
+        Conversion("isnet", "int8",
+                   "int8 as for u2net, pending its quality run. Probed with the isnet34 port at 1024 (4 photos, "
+                   "two busy cores): plain int8 (4 calibration photos, no layer kept float) 0.58 s vs onnxruntime "
+                   "fp16 5.1 s a photo, mask difference 0.003-0.03 (over issue 34's 0.002); fp16 LiteRT 4.4 s vs "
+                   "4.3 s (no gain)", importer=_import_isnet,
                    available=_has_isnet_importer, keep_float=("side", "outconv", "fused", "Identity")),
         Conversion("isnet", "fp32",
-                   "until the Keras port lands: the fp16 file made fp32 for onnxruntime, side outputs dropped "
-                   "(the same maps; fp16 convolutions are slower than fp32 on CPUs without fp16 units)",
+                   "until the Keras port lands: the fp16 file made fp32 for onnxruntime, side outputs dropped: "
+                   "the same maps (MAE 2e-5), remove --model isnet 0.91x the wall time of imgly's fp16 way on 10 "
+                   "photos (scripts/bench_big_models.py; rounds 0.79 and 1.04 on a busy machine)",
                    onnx_maker=fp32_onnx_copy),
     ),
 }
