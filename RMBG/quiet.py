@@ -15,6 +15,9 @@ TensorFlow 2.21 writes its start-up lines before it reads
 everything in it but those known lines (:data:`STARTUP_NOISE`) is written
 back: an import error still shows. LiteRT's interpreter announces its CPU
 delegate the same way (:func:`quiet_native_stderr` around its creation).
+A model conversion (TFLite's converter and its quantisation debugger print
+``fully_quantize: 0, inference_type: 6, ...`` and the delegate line from C++)
+runs inside :func:`converter_silence`: nothing it prints shows unless it fails.
 """
 
 from __future__ import annotations
@@ -94,9 +97,22 @@ def quiet_native_stderr():
     return contextlib.nullcontext() if verbose_requested() else _NativeStderrFilter()
 
 
+def converter_silence():
+    """A context manager for model conversions: native and Python stderr in the block is caught and
+    dropped when the block succeeds, and written back whole when it raises (so a failed conversion
+    still says why); nothing is caught when verbose was asked for."""
+    import contextlib
+
+    return contextlib.nullcontext() if verbose_requested() else _NativeStderrFilter(keep="on-error")
+
+
 class _NativeStderrFilter:
     """While active, file descriptor 2 goes to a temporary file; on exit what it caught is
-    written back to the real stderr without :data:`STARTUP_NOISE`."""
+    written back to the real stderr: without :data:`STARTUP_NOISE` (``keep="filtered"``), or
+    only when the block raised (``keep="on-error"``, everything)."""
+
+    def __init__(self, keep: str = "filtered"):
+        self.keep = keep
 
     def __enter__(self):
         sys.stderr.flush()
@@ -105,11 +121,16 @@ class _NativeStderrFilter:
         os.dup2(self._buffer.fileno(), 2)
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type, *exc_info):
+        sys.stderr.flush()
         os.dup2(self._saved, 2)
         os.close(self._saved)
         self._buffer.seek(0)
-        kept = without_startup_noise(self._buffer.read().decode("utf-8", "replace"))
+        caught = self._buffer.read().decode("utf-8", "replace")
+        if self.keep == "on-error":
+            kept = caught if exc_type is not None else ""
+        else:
+            kept = without_startup_noise(caught)
         self._buffer.close()
         if kept:
             sys.stderr.write(kept)

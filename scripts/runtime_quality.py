@@ -2,6 +2,13 @@
 
     python scripts/runtime_quality.py [--model PATH] [--per-set N] [--data ../shared/data]
                                       [--candidate LABEL=SPEC ...] [--json OUT]
+    python scripts/runtime_quality.py --name u2net [--index Data/dataset/shared/index.csv] [--split val]
+                                      [--candidate LABEL=FILE ...]
+
+``--name`` judges a public network's LiteRT copy (:mod:`RMBG.models.public_copies`,
+made or taken from the runtime cache as ``remove --model NAME`` does) against the
+publisher's float file run through onnxruntime (``--peer NAME``), on the rows
+of a prepared index's split (the validation rows by default), per category.
 
 A candidate SPEC is a runtime name of :data:`RMBG.runtime.engines.KERAS_RUNTIMES`
 (``tflite``, ``tflite-int8``; served from the runtime cache as ``remove``
@@ -45,6 +52,8 @@ SETS = ("people", "ecssd", "cats")
 #: Issue 16's bound on a served runtime against the fp32 Keras model.
 MAX_MAE_DIFF = 0.001
 MAX_MAXF_DROP = 0.002
+#: The index categories ``--name`` scores (never DUTS: IS-Net has been trained on it).
+INDEX_CATEGORIES = ("person", "object", "cat")
 
 
 def labelled_pairs(data: Path, per_set: int | None) -> list[tuple[Path, Path, str]]:
@@ -59,6 +68,18 @@ def labelled_pairs(data: Path, per_set: int | None) -> list[tuple[Path, Path, st
             if mask.is_file():
                 pairs.append((image, mask, image.stem.split("_")[0]))
     return pairs
+
+
+def index_pairs(index: Path, split: str, categories=INDEX_CATEGORIES) -> list[tuple[Path, Path, str]]:
+    """``(photo, mask, category)`` of the rows of a prepared ``index.csv`` in ``split`` and ``categories``."""
+    import csv
+
+    with open(index, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle)
+                if row.get("split") == split and row.get("Category") in categories]
+    if not rows:
+        raise ValueError(f"{index}: no rows in split {split!r}")
+    return [(index.parent / row["Image Path"], index.parent / row["Mask Path"], row["Category"]) for row in rows]
 
 
 def served_mask(small: np.ndarray, shape) -> np.ndarray:
@@ -115,7 +136,7 @@ def verdicts(result: dict, reference: str) -> dict[str, bool]:
 
 
 def format_quality(result: dict, reference: str, photos: int) -> str:
-    lines = [f"{photos} labelled photos; reference {reference} (fp32 Keras); masks at each photo's size, 8 bits",
+    lines = [f"{photos} labelled photos; reference {reference}; masks at each photo's size, 8 bits",
              f"{'runtime':<22}{'category':<9}{'MAE':>8}{'dMAE':>9}{'max-F':>8}{'dmax-F':>9}{'mask diff':>11}"]
     for label, rows in result.items():
         for cat, row in rows.items():
@@ -147,22 +168,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidate", action="append", default=[], metavar="LABEL=SPEC",
                         help="a runtime name or an exported model file (repeatable)")
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
+    parser.add_argument("--name", help="a public network's name (u2net, ...): judge its LiteRT copy against "
+                                       "the publisher's file through onnxruntime")
+    parser.add_argument("--index", type=Path, help="a prepared index.csv (with --name; default "
+                                                  "Data/dataset/shared/index.csv)")
+    parser.add_argument("--split", default="val", help="the index rows to score (default val)")
     args = parser.parse_args(argv)
-    if args.data is None:
-        print("needs ../shared/data (or --data)", file=sys.stderr)
-        return 2
-    model = args.model or RT.default_model_path()
-    specs = dict(item.split("=", 1) if "=" in item else (item, item) for item in args.candidate)
-    if not specs:
-        specs = {name: name for name in RT.KERAS_RUNTIMES if name != "keras"}
-    segmenters = {"keras fp32": RT.KerasSegmenter.from_file(model)}
-    segmenters.update({label: open_candidate(spec, model) for label, spec in specs.items()})
-    pairs = labelled_pairs(args.data, args.per_set)
-    result = quality(segmenters, pairs, "keras fp32")
-    print(format_quality(result, "keras fp32", len(pairs)))
+    if args.name:
+        from RMBG.constants import DATA_DIR
+
+        index = args.index or DATA_DIR / "dataset" / "shared" / "index.csv"
+        reference = f"{args.name} onnxruntime"
+        segmenters = {reference: RT.load_segmenter(args.name, peer=True),
+                      f"{args.name} LiteRT copy": RT.load_segmenter(args.name)}
+        segmenters.update({label: RT.load_segmenter(Path(spec)) for label, spec in
+                           (item.split("=", 1) for item in args.candidate)})
+        for label, segmenter in segmenters.items():
+            segmenter.resample = segmenters[reference].resample
+        pairs = index_pairs(index, args.split)
+        if args.per_set:  # the first per_set of each category, spread over it
+            pairs = [pair for cat in dict.fromkeys(c for _, _, c in pairs)
+                     for group in [[p for p in pairs if p[2] == cat]]
+                     for pair in group[:: max(1, len(group) // args.per_set)][: args.per_set]]
+        source = f"{index} ({args.split})"
+    else:
+        if args.data is None:
+            print("needs ../shared/data (or --data)", file=sys.stderr)
+            return 2
+        model = args.model or RT.default_model_path()
+        specs = dict(item.split("=", 1) if "=" in item else (item, item) for item in args.candidate)
+        if not specs:
+            specs = {name: name for name in RT.KERAS_RUNTIMES if name != "keras"}
+        reference = "keras fp32"
+        segmenters = {reference: RT.KerasSegmenter.from_file(model)}
+        segmenters.update({label: open_candidate(spec, model) for label, spec in specs.items()})
+        pairs = labelled_pairs(args.data, args.per_set)
+        source = str(model)
+    result = quality(segmenters, pairs, reference)
+    print(format_quality(result, reference, len(pairs)))
     if args.json:
-        args.json.write_text(json.dumps({"photos": len(pairs), "model": str(model), "result": result}, indent=1))
-    return 0 if all(verdicts(result, "keras fp32").values()) else 1
+        args.json.write_text(json.dumps({"photos": len(pairs), "model": source, "result": result}, indent=1))
+    return 0 if all(verdicts(result, reference).values()) else 1
 
 
 if __name__ == "__main__":

@@ -63,3 +63,25 @@ def test_remove_of_one_photo_prints_no_native_log_lines(tmp_path, shared_data):
     assert (tmp_path / f"{photo.stem}.png").is_file()
     assert native_lines(done.stderr) == [], done.stderr
     assert "done 1, skipped 0, failed 0" in done.stdout
+
+
+def test_converter_silence_drops_a_conversions_output_unless_it_fails():
+    code = (
+        "import os, sys\n"
+        "from RMBG.quiet import converter_silence\n"
+        "with converter_silence():\n"
+        "    os.write(2, b'fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32\\n')\n"
+        "    print('a python line on stderr', file=sys.stderr)\n"
+        "try:\n"
+        "    with converter_silence():\n"
+        "        os.write(2, b'converter: op FOO is not supported\\n')\n"
+        "        raise RuntimeError('conversion failed')\n"
+        "except RuntimeError:\n"
+        "    pass\n"
+        "print('done')\n"
+    )
+    quiet = run_python(code)
+    assert quiet.returncode == 0 and quiet.stdout.strip() == "done"
+    assert quiet.stderr.splitlines() == ["converter: op FOO is not supported"]  # only the failed block's
+    verbose = run_python(code, RMBG_VERBOSE="1")
+    assert len(verbose.stderr.splitlines()) == 3

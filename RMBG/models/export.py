@@ -146,8 +146,10 @@ def _representative_dataset(info: ModelInfo, photos: list[Path]):
     return generate
 
 
-def tflite_bytes(model, info: ModelInfo, quantize: str = "none", calibration=None) -> tuple[bytes, str]:
-    """The TFLite flatbuffer of ``model`` and a note on its quantisation (see the module docstring)."""
+def tflite_bytes(model, info: ModelInfo, quantize: str = "none", calibration=None,
+                 keep_float: tuple[str, ...] = ()) -> tuple[bytes, str]:
+    """The TFLite flatbuffer of ``model`` and a note on its quantisation (see the module docstring);
+    int8 keeps float, besides the noisy layers, the tensors whose names contain a ``keep_float`` word."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
@@ -162,7 +164,7 @@ def tflite_bytes(model, info: ModelInfo, quantize: str = "none", calibration=Non
     frozen = convert_variables_to_constants_v2(serving_function(model, info).get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     if quantize == "int8":
-        return _int8_bytes(converter, info, calibration_photos(calibration))
+        return _int8_bytes(converter, info, calibration_photos(calibration), keep_float)
     if quantize == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -178,8 +180,9 @@ def layer_error(row: dict) -> float:
         return 0.0
 
 
-def _int8_bytes(converter, info: ModelInfo, photos: list[Path]) -> tuple[bytes, str]:
-    """Full-integer int8, keeping the layers whose quantisation error is too large in float."""
+def _int8_bytes(converter, info: ModelInfo, photos: list[Path], keep_float: tuple[str, ...] = ()) -> tuple[bytes, str]:
+    """Full-integer int8, keeping the layers whose quantisation error is too large (and those
+    named by ``keep_float``) in float."""
     import csv
     import io
     import warnings
@@ -199,11 +202,13 @@ def _int8_bytes(converter, info: ModelInfo, photos: list[Path]) -> tuple[bytes, 
         table.seek(0)
         rows = list(csv.DictReader(table))
         noisy = sorted({row["tensor_name"] for row in rows if layer_error(row) > INT8_MAX_LAYER_ERROR})
-        debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=noisy)
+        named = sorted({row["tensor_name"] for row in rows if any(word in row["tensor_name"] for word in keep_float)})
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=sorted({*noisy, *named}))
         data = debugger.get_nondebug_quantized_model()
     note = (
         f"int8, calibrated on {len(photos)} photos; {len(noisy)} of {len(rows)} quantised tensors "
         f"kept float (error > {INT8_MAX_LAYER_ERROR} quantisation steps)"
+        + (f", {len(named)} more by name ({', '.join(keep_float)})" if keep_float else "")
     )
     return data, note
 
@@ -244,16 +249,18 @@ def export_loaded(
     calibration: str | os.PathLike | None = None,
     overwrite: bool = False,
     source: str = "a Keras model",
+    keep_float: tuple[str, ...] = (),
 ) -> Path:
     """Export a loaded model (with ``model.rmbg_info``) to ``out`` and its sidecar ``out.json``.
 
     Both files are written atomically; existing ones are refused unless ``overwrite``.
+    ``keep_float``: see :func:`tflite_bytes`.
     """
     out = Path(out)
     fmt = _check_request(out, fmt, quantize, overwrite)
     info = model.rmbg_info
     if fmt == "tflite":
-        data, how = tflite_bytes(model, info, quantize, calibration)
+        data, how = tflite_bytes(model, info, quantize, calibration, keep_float)
         new_info = exported_info(info, source, fmt, how)
     else:
         new_info = exported_info(info, source, fmt, "float32")

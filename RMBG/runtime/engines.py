@@ -21,12 +21,17 @@ latency; int8, the default of ``remove``, ``demo`` and every front end
 (:data:`DEFAULT_RUNTIME`), runs about 3.5x faster within issue 16's quality
 bound. Neither needs a TensorFlow import once the copy exists; see
 ``scripts/bench_runtimes.py`` and ``scripts/runtime_quality.py``.
+:func:`public_fast_segmenter` does the same for the publishers' ONNX files
+behind the names ``u2net`` (and ``isnet``): imported into Keras, converted
+once (:mod:`RMBG.models.public_copies`), cached beside the default's copy.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -41,7 +46,8 @@ from RMBG.models.info import (
     sidecar_path,
 )
 from RMBG.models.names import Recipe, is_name_spec, members, recipe_for, resolve_file
-from RMBG.quiet import quiet_native_stderr
+from RMBG.models.public_copies import conversion_for
+from RMBG.quiet import converter_silence, quiet_native_stderr
 from RMBG.runtime.device import (
     CPU_PROVIDER,
     DeviceError,
@@ -297,6 +303,26 @@ def runtime_cache_dir() -> Path:
     return DATA_DIR / "cache" / RUNTIME_CACHE_DIR_NAME
 
 
+def cached_copy(target: Path, make, what: str) -> Path:
+    """``target`` when it exists; else made once by ``make(target)`` (which writes it atomically),
+    with one progress line of its own on stderr and none of the converter's
+    (:func:`RMBG.quiet.converter_silence`: shown only when the conversion fails)."""
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"{what}: making {target.name} in {target.parent} (once; a minute or a few) ...", end="",
+          file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    try:
+        with converter_silence():
+            make(target)
+    except BaseException:
+        print(" failed", file=sys.stderr, flush=True)
+        raise
+    print(f" done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return target
+
+
 def fast_segmenter(
     path: str | os.PathLike, cache_dir: str | os.PathLike | None = None, quantize: str = "none"
 ) -> Segmenter:
@@ -306,7 +332,7 @@ def fast_segmenter(
     (fp32 about 20 s: TensorFlow import, model load, conversion; int8 about a
     minute) and kept as ``cache_dir/STEM-DIGEST[-int8].tflite`` with its
     sidecar (int8 copies also carry their recipe, :func:`RMBG.models.export.int8_recipe`),
-    so a changed model file gets a new copy. When conversion fails the
+    so a changed model file gets a new copy (:func:`cached_copy`). When conversion fails the
     Keras runtime is used and a warning says why.
     """
     import warnings
@@ -321,15 +347,53 @@ def fast_segmenter(
         tag = "" if quantize == "none" else f"-{quantize}"
     target = folder / f"{path.stem}-{file_digest(path)}{tag}.tflite"
     try:
-        if not target.is_file():
-            from RMBG.models.export import export_model
+        from RMBG.models.export import export_model
 
-            export_model(path, target, "tflite", quantize, overwrite=True)
+        cached_copy(target, lambda out: export_model(path, out, "tflite", quantize, overwrite=True),
+                    f"model {path.name}")
         segmenter = TFLiteSegmenter(target)
     except Exception as exc:  # any conversion failure: keep working on the slower path
         warnings.warn(f"{path}: TFLite copy failed ({exc}); running the Keras model instead", stacklevel=2)
         return KerasSegmenter.from_file(path)
     segmenter.name = path.stem
+    return segmenter
+
+
+def public_copy_path(name: str, path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the copy of the public file ``path`` of the model ``name`` is cached:
+    ``NAME-DIGEST-PRECISION.tflite`` (or ``.onnx``), keyed by the file's bytes and how the copy is made."""
+    folder = Path(cache_dir) if cache_dir is not None else runtime_cache_dir()
+    row = conversion_for(name)
+    return folder / f"{name}-{file_digest(path)}-{row.tag()}{row.suffix}"
+
+
+def public_fast_segmenter(name: str, path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+                          device: str = "auto") -> Segmenter:
+    """The public file ``path`` of the model ``name`` (``u2net``, ...) served through its cached copy
+    (:mod:`RMBG.models.public_copies`: LiteRT, or an fp32 ONNX file run the publisher's way), with the
+    publisher's resize; onnxruntime runs the file instead where a GPU is asked for or found (it can
+    use one), or when the copy cannot be made (with a warning saying why)."""
+    import warnings
+
+    from RMBG.models.public_copies import convert_public
+
+    path = Path(path)
+    recipe = recipe_for(path)
+    if onnx_providers(device)[0] != CPU_PROVIDER:
+        return OnnxPeerSegmenter(path, device=device)
+    target = public_copy_path(name, path, cache_dir)
+    try:
+        cached_copy(target, lambda out: convert_public(name, path, out), f"model {name}")
+        if target.suffix == ".onnx":
+            segmenter = OnnxPeerSegmenter(target, recipe=recipe, device=device)
+            segmenter.device_line += " (fp32 copy)"
+        else:
+            segmenter = TFLiteSegmenter(target)
+    except Exception as exc:  # any conversion failure: keep working on the publisher's path
+        warnings.warn(f"model {name}: making its copy failed ({exc}); running {path} through onnxruntime", stacklevel=2)
+        return OnnxPeerSegmenter(path, device=device)
+    segmenter.resample = getattr(Image, recipe.resample.upper())
+    segmenter.name = name
     return segmenter
 
 
@@ -365,7 +429,12 @@ def load_segmenter(model=None, peer: bool = False, runtime: str = "keras", devic
     """A :class:`Segmenter` for a model name, a path, a Segmenter, or ``None`` (the default model).
 
     Names (:mod:`RMBG.models.names`: ``default``, ``u2netp``, ``u2net``,
-    ``isnet``) stand for their files; ``A+B`` is the pixel-wise mean of the
+    ``isnet``) stand for their files; a public network's name (``u2net``, and
+    every row of :data:`RMBG.models.public_copies.CONVERSIONS` this checkout
+    can convert) runs through its cached LiteRT copy
+    (:func:`public_fast_segmenter`) unless ``peer=True`` (``--peer u2net``: the
+    publisher's way, through onnxruntime; so does the file given by path).
+    ``A+B`` is the pixel-wise mean of the
     members' maps (:class:`RMBG.runtime.ensemble.EnsembleSegmenter`, each
     member loaded as here). A missing file of a name says which
     ``fetch-teacher`` command gets it; an unknown name lists the names.
@@ -389,16 +458,19 @@ def load_segmenter(model=None, peer: bool = False, runtime: str = "keras", devic
         if len(parts) > 1:
             return EnsembleSegmenter([load_segmenter(part, peer=peer, runtime=runtime, device=device) for part in parts])
         model = resolve_file(parts[0])
+        public = parts[0] if not peer and conversion_for(parts[0]) is not None else None
+    else:
+        public = None
     path = Path(model) if model is not None else default_model_path()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file not found")
     stat = path.stat()
     keras_runtime = runtime if path.suffix.lower() == ".keras" else None  # the others ignore it
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, peer, keras_runtime, check_device(device))
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, peer, keras_runtime, check_device(device), public)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    segmenter = _open(path, peer, runtime, device)
+    segmenter = public_fast_segmenter(public, path, device=device) if public else _open(path, peer, runtime, device)
     _CACHE[key] = segmenter
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)

@@ -1,0 +1,169 @@
+"""LiteRT copies of the public networks behind the names ``u2net`` and ``isnet``.
+
+The publishers' ONNX files run through onnxruntime as they ship (that stays
+the way ``--peer u2net`` runs them: the baseline). ``--model u2net`` runs a
+copy made here instead: the file's weights imported into the Keras port
+(:mod:`RMBG.models.onnx_import`), converted to LiteRT by
+:func:`RMBG.models.export.export_loaded` at the precision its row names,
+calibrated (int8) on the shared unlabelled photos as the default's copy is.
+
+Rows per name (:data:`CONVERSIONS`, in order of preference): the importer,
+the precision, and why that precision (measured by
+``scripts/runtime_quality.py --name``: the copy's scores within 0.001 MAE
+and 0.002 max-F of the float model's, per category, on the validation rows
+of the shared photos; a row not yet measured so has ``qualified=False`` and
+is never made by name). IS-Net's int8 row waits for its port and its
+quality run; meanwhile its copy is an fp32 ONNX file made from the fp16 one
+(:func:`fp32_onnx_copy`), run by onnxruntime the publisher's way. A name
+with no row runs its file through onnxruntime. :mod:`RMBG.runtime.engines`
+caches the copies (:func:`RMBG.runtime.engines.public_fast_segmenter`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from RMBG.images.io import write_atomic
+from RMBG.models.export import export_loaded, int8_recipe
+
+
+def _import_u2net(onnx_path: Path):
+    from RMBG.models.onnx_import import import_u2net_onnx
+
+    return import_u2net_onnx(onnx_path, arch="u2net")
+
+
+def _import_isnet(onnx_path: Path):
+    from RMBG.models import onnx_import
+
+    return onnx_import.import_isnet_onnx(onnx_path, input_size=1024)
+
+
+def _has_isnet_importer() -> bool:
+    from RMBG.models import onnx_import
+
+    return hasattr(onnx_import, "import_isnet_onnx")
+
+
+def fp32_onnx_copy(onnx_path: Path, out: Path, output: str = "output") -> Path:
+    """An fp16 ONNX file made fp32 (initializers, ``Constant`` values and ``Cast`` targets), keeping only
+    the graph output ``output`` (onnxruntime then drops the side branches), written atomically."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    def widened(tensor):
+        return numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float32), tensor.name)
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    for tensor in graph.initializer:
+        if tensor.data_type == TensorProto.FLOAT16:
+            tensor.CopyFrom(widened(tensor))
+    for node in graph.node:
+        for attribute in node.attribute:
+            if node.op_type == "Constant" and attribute.name == "value" and attribute.t.data_type == TensorProto.FLOAT16:
+                attribute.t.CopyFrom(widened(attribute.t))
+            elif node.op_type == "Cast" and attribute.name == "to" and attribute.i == TensorProto.FLOAT16:
+                attribute.i = TensorProto.FLOAT
+    kept = [value for value in graph.output if value.name == output]
+    if not kept:
+        raise ValueError(f"{onnx_path}: no graph output named {output!r}")
+    del graph.output[:]
+    graph.output.extend(kept)
+    del graph.value_info[:]  # fp16 shapes and types: onnxruntime infers them again
+    write_atomic(out, lambda tmp: onnx.save(model, str(tmp)), overwrite=True)
+    return out
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """How the file of one name becomes its faster copy: a LiteRT file through the Keras port
+    (``importer``), or, while a name has no port, an onnxruntime file (``onnx_maker``)."""
+
+    name: str
+    #: ``int8``, ``fp16`` (LiteRT, :data:`RMBG.models.export.QUANTIZE`) or ``fp32`` (an ONNX copy)
+    quantize: str
+    #: why this precision (the measurement)
+    why: str
+    #: the publisher's ONNX file -> a Keras model carrying ``rmbg_info`` (LiteRT copies)
+    importer: Callable[[Path], object] | None = None
+    #: (the publisher's file, the copy's path) -> the copy written (ONNX copies)
+    onnx_maker: Callable[[Path, Path], Path] | None = None
+    #: whether this checkout holds what the row needs
+    available: Callable[[], bool] = lambda: True
+    #: int8: tensors kept float by name (words in their names; :func:`RMBG.models.export.tflite_bytes`)
+    keep_float: tuple[str, ...] = ()
+    #: whether the copy was measured within issue 34's bound (a row that was not is never made by name)
+    qualified: bool = True
+
+    @property
+    def suffix(self) -> str:
+        return ".onnx" if self.onnx_maker is not None else ".tflite"
+
+    def tag(self) -> str:
+        """The precision part of the copy's file name (int8 copies carry their calibration recipe too)."""
+        if self.quantize != "int8":
+            return self.quantize
+        words = hashlib.sha256(",".join(self.keep_float).encode()).hexdigest()[:6] if self.keep_float else ""
+        return f"int8-{int8_recipe()}" + (f"-f{words}" if words else "")  # a changed choice makes a new copy
+
+
+#: Per name, its conversions in order of preference: the first whose ``available()`` holds is made.
+CONVERSIONS: dict[str, tuple[Conversion, ...]] = {
+    "u2net": (Conversion(
+        "u2net", "int8",
+        "int8 with its output head float (the side maps, their fusion and the sigmoid: an int8 sigmoid "
+        "alone rounds the map to 1/256; mask MAE against onnxruntime 0.0011 -> 0.0007 on 8 photos at the "
+        "same speed, 0.3-0.4 s vs 2-2.5 s a photo on two busy cores); fp16 keeps the masks (0.0002) but "
+        "runs no faster than onnxruntime (XNNPACK widens fp16 weights to fp32). On the 177 validation "
+        "photos (scripts/runtime_quality.py --name u2net) person/object/cat: dMAE +0.0002/-0.0004/+0.0002, "
+        "dmax-F -0.0004/+0.0003/+0.0003 (the bound: 0.001 / -0.002), mask difference from onnxruntime "
+        "0.0009/0.0013/0.0032 (int8 has a tail: a few hard photos reach 0.01-0.02), 0.75 vs 3.9 s a photo",
+        importer=_import_u2net, keep_float=("side", "outconv", "fused", "Identity")),),
+    "isnet": (
+        Conversion("isnet", "int8",
+                   "int8 as for u2net, pending its quality run. Probed with the isnet34 port at 1024 (4 photos, "
+                   "two busy cores): plain int8 (4 calibration photos, no layer kept float) 0.58 s vs onnxruntime "
+                   "fp16 5.1 s a photo, mask difference 0.003-0.03 (over issue 34's 0.002); fp16 LiteRT 4.4 s vs "
+                   "4.3 s (no gain)", importer=_import_isnet,
+                   available=_has_isnet_importer, keep_float=("side", "outconv", "fused", "Identity"),
+                   qualified=False),
+        Conversion("isnet", "fp32",
+                   "until the Keras port lands: the fp16 file made fp32 for onnxruntime, side outputs dropped: "
+                   "the same maps (MAE 2e-5), remove --model isnet 0.91x the wall time of imgly's fp16 way on 10 "
+                   "photos (scripts/bench_big_models.py; rounds 0.79 and 1.04 on a busy machine)",
+                   onnx_maker=fp32_onnx_copy),
+    ),
+}
+
+
+def conversion_for(name: str) -> Conversion | None:
+    """The first qualified row of ``name`` that this checkout can make, else ``None``."""
+    return next((row for row in CONVERSIONS.get(name, ()) if row.qualified and row.available()), None)
+
+
+def convert_public(
+    name: str,
+    onnx_path: str | os.PathLike,
+    out: str | os.PathLike,
+    quantize: str | None = None,
+    calibration: str | os.PathLike | None = None,
+) -> Path:
+    """Write the copy of the public file ``onnx_path`` (the model ``name``) to ``out`` (and a LiteRT
+    copy's sidecar), atomically; ``quantize`` overrides a LiteRT row's precision (quality runs compare them)."""
+    row = conversion_for(name)
+    if row is None:
+        raise ValueError(f"model {name!r}: no faster copy in this checkout "
+                         f"(names with one: {', '.join(n for n in CONVERSIONS if conversion_for(n))})")
+    onnx_path = Path(onnx_path)
+    if row.onnx_maker is not None:
+        return row.onnx_maker(onnx_path, Path(out))
+    model = row.importer(onnx_path)
+    return export_loaded(model, out, "tflite", quantize or row.quantize, calibration, overwrite=True,
+                         source=onnx_path.name, keep_float=row.keep_float)
