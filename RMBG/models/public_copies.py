@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from RMBG.images.io import write_atomic
 from RMBG.models.export import export_loaded, int8_recipe
 
@@ -52,31 +50,20 @@ def _has_isnet_importer() -> bool:
 
 
 def fp32_onnx_copy(onnx_path: Path, out: Path, output: str = "output") -> Path:
-    """An fp16 ONNX file made fp32 (initializers, ``Constant`` values and ``Cast`` targets), keeping only
-    the graph output ``output`` (onnxruntime then drops the side branches), written atomically."""
+    """The float32 copy of an fp16 ONNX file (:func:`RMBG.models.onnx_import.upcast_fp16_onnx`) keeping
+    only the graph output ``output`` (onnxruntime then drops the side branches), written atomically."""
     import onnx
-    from onnx import TensorProto, numpy_helper
 
-    def widened(tensor):
-        return numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float32), tensor.name)
+    from RMBG.models.onnx_import import load_onnx, upcast_fp16_onnx
 
-    model = onnx.load(str(onnx_path))
+    model = upcast_fp16_onnx(load_onnx(onnx_path))
     graph = model.graph
-    for tensor in graph.initializer:
-        if tensor.data_type == TensorProto.FLOAT16:
-            tensor.CopyFrom(widened(tensor))
-    for node in graph.node:
-        for attribute in node.attribute:
-            if node.op_type == "Constant" and attribute.name == "value" and attribute.t.data_type == TensorProto.FLOAT16:
-                attribute.t.CopyFrom(widened(attribute.t))
-            elif node.op_type == "Cast" and attribute.name == "to" and attribute.i == TensorProto.FLOAT16:
-                attribute.i = TensorProto.FLOAT
     kept = [value for value in graph.output if value.name == output]
     if not kept:
         raise ValueError(f"{onnx_path}: no graph output named {output!r}")
     del graph.output[:]
     graph.output.extend(kept)
-    del graph.value_info[:]  # fp16 shapes and types: onnxruntime infers them again
+    del graph.value_info[:]  # shapes of the dropped branches too: onnxruntime infers what it needs
     write_atomic(out, lambda tmp: onnx.save(model, str(tmp)), overwrite=True)
     return out
 
