@@ -145,15 +145,14 @@ def test_the_fp32_copy_of_isnet_gives_the_fp16_files_maps_with_one_output(isnet_
     assert float(np.max(np.abs(ours - theirs))) < 2e-3  # fp16 rounding inside the publisher's file
 
 
-def test_a_name_gets_its_first_qualified_row_that_this_checkout_can_make(monkeypatch, tmp_path):
+def test_a_name_gets_its_first_qualified_row(monkeypatch, tmp_path):
     from RMBG.models import public_copies as P
 
     unmeasured = P.Conversion("x", "int8", "not measured", importer=lambda path: None, qualified=False)
-    no_port = P.Conversion("x", "int8", "no importer here", importer=lambda path: None, available=lambda: False)
     fallback = P.Conversion("x", "fp32", "an ONNX copy", onnx_maker=lambda src, out: out)
-    monkeypatch.setitem(P.CONVERSIONS, "x", (unmeasured, no_port, fallback))
+    monkeypatch.setitem(P.CONVERSIONS, "x", (unmeasured, fallback))
     assert P.conversion_for("x") is fallback and (fallback.suffix, fallback.tag()) == (".onnx", "fp32")
     assert unmeasured.suffix == ".tflite" and unmeasured.tag().startswith("int8-")
     assert P.conversion_for("default") is None
-    with pytest.raises(ValueError, match="model 'default': no faster copy in this checkout"):
+    with pytest.raises(ValueError, match="model 'default': no faster copy"):
         P.convert_public("default", tmp_path / "a.onnx", tmp_path / "b.tflite")

@@ -43,12 +43,6 @@ def _import_isnet(onnx_path: Path):
     return onnx_import.import_isnet_onnx(onnx_path, input_size=1024)
 
 
-def _has_isnet_importer() -> bool:
-    from RMBG.models import onnx_import
-
-    return hasattr(onnx_import, "import_isnet_onnx")
-
-
 def fp32_onnx_copy(onnx_path: Path, out: Path, output: str = "output") -> Path:
     """The float32 copy of an fp16 ONNX file (:func:`RMBG.models.onnx_import.upcast_fp16_onnx`) keeping
     only the graph output ``output`` (onnxruntime then drops the side branches), written atomically."""
@@ -82,8 +76,6 @@ class Conversion:
     importer: Callable[[Path], object] | None = None
     #: (the publisher's file, the copy's path) -> the copy written (ONNX copies)
     onnx_maker: Callable[[Path, Path], Path] | None = None
-    #: whether this checkout holds what the row needs
-    available: Callable[[], bool] = lambda: True
     #: int8: tensors kept float by name (words in their names; :func:`RMBG.models.export.tflite_bytes`)
     keep_float: tuple[str, ...] = ()
     #: whether the copy was measured within issue 34's bound (a row that was not is never made by name)
@@ -101,7 +93,7 @@ class Conversion:
         return f"int8-{int8_recipe()}" + (f"-f{words}" if words else "")  # a changed choice makes a new copy
 
 
-#: Per name, its conversions in order of preference: the first whose ``available()`` holds is made.
+#: Per name, its conversions in order of preference: the first qualified one is made.
 CONVERSIONS: dict[str, tuple[Conversion, ...]] = {
     "u2net": (Conversion(
         "u2net", "int8",
@@ -124,7 +116,7 @@ CONVERSIONS: dict[str, tuple[Conversion, ...]] = {
                    "+ the residual adds, or + every upsampling and concatenation: no better; weights-only int8 "
                    "(dynamic range) 1.7 s and worse (0.017 on people). fp16 LiteRT keeps the maps but runs no "
                    "faster than onnxruntime (4.4 s vs 4.3 s, XNNPACK widens fp16 to fp32)", importer=_import_isnet,
-                   available=_has_isnet_importer, keep_float=("side", "outconv", "fused", "Identity"),
+                   keep_float=("side", "outconv", "fused", "Identity"),
                    qualified=False),
         Conversion("isnet", "fp32",
                    "while no LiteRT copy keeps the bound: the fp16 file made fp32 for onnxruntime, side outputs "
@@ -136,8 +128,8 @@ CONVERSIONS: dict[str, tuple[Conversion, ...]] = {
 
 
 def conversion_for(name: str) -> Conversion | None:
-    """The first qualified row of ``name`` that this checkout can make, else ``None``."""
-    return next((row for row in CONVERSIONS.get(name, ()) if row.qualified and row.available()), None)
+    """The first qualified row of ``name``, else ``None``."""
+    return next((row for row in CONVERSIONS.get(name, ()) if row.qualified), None)
 
 
 def convert_public(
@@ -151,7 +143,7 @@ def convert_public(
     copy's sidecar), atomically; ``quantize`` overrides a LiteRT row's precision (quality runs compare them)."""
     row = conversion_for(name)
     if row is None:
-        raise ValueError(f"model {name!r}: no faster copy in this checkout "
+        raise ValueError(f"model {name!r}: no faster copy "
                          f"(names with one: {', '.join(n for n in CONVERSIONS if conversion_for(n))})")
     onnx_path = Path(onnx_path)
     if row.onnx_maker is not None:
