@@ -429,9 +429,9 @@ def load_segmenter(model=None, peer: bool = False, runtime: str = "keras", devic
     """A :class:`Segmenter` for a model name, a path, a Segmenter, or ``None`` (the default model).
 
     Names (:mod:`RMBG.models.names`: ``default``, ``u2netp``, ``u2net``,
-    ``isnet``) stand for their files; a public network's name (``u2net``, and
-    every row of :data:`RMBG.models.public_copies.CONVERSIONS` this checkout
-    can convert) runs through its cached LiteRT copy
+    ``isnet``) stand for their files; a public network's name (each name with a
+    qualified row in :data:`RMBG.models.public_copies.CONVERSIONS`: ``u2net``'s
+    LiteRT copy, ``isnet``'s fp32 ONNX copy) runs through its cached copy
     (:func:`public_fast_segmenter`) unless ``peer=True`` (``--peer u2net``: the
     publisher's way, through onnxruntime; so does the file given by path).
     ``A+B`` is the pixel-wise mean of the
