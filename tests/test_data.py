@@ -216,6 +216,17 @@ def test_training_batches_repeat_exactly_with_the_seed(mixed_set):
     assert np.abs(a[0] - c[0]).max() > 0.1
 
 
+def test_a_resumed_stream_goes_on_where_it_stopped(mixed_set):
+    """``first_batch`` (what a resumed run passes) starts the seeded stream at that batch, not at its start."""
+    report = dataset.scan(mixed_set, split=0.0, progress=False)
+    settings = augment.Augment(SIZE, (0.5, 1.0), (0.75, 1.33), True, 0.2, 0.5)
+    stream = iter(tf_data.train_dataset(report.pairs, IMAGENET_MAX, SIZE, 4, settings, seed=7))
+    whole = [next(stream)[0].numpy() for _ in range(3)]
+    resumed = first_batch(tf_data.train_dataset(report.pairs, IMAGENET_MAX, SIZE, 4, settings, seed=7, first_batch=2))
+    np.testing.assert_array_equal(resumed[0], whole[2])
+    assert np.abs(resumed[0] - whole[0]).max() > 0.1
+
+
 def test_input_pipelines_share_out_the_files(mixed_set):
     """Under a distribution strategy each input pipeline reads its own files, per-replica batches."""
     import tensorflow as tf

@@ -237,7 +237,8 @@ def fit(config: TrainConfig) -> FitResult:
     else:
         def make_train(context=None):
             return tf_data.train_dataset(
-                report.train, info, preset.image_size, preset.batch, settings, config.seed, preset.cache, context
+                report.train, info, preset.image_size, preset.batch, settings, config.seed, preset.cache, context,
+                first_batch=first_epoch * steps,
             )
 
         train_ds = make_train() if single_device(strategy) else strategy.distribute_datasets_from_function(make_train)

@@ -187,11 +187,14 @@ def train_dataset(
     seed: int = SEED,
     cache: bool = True,
     input_context=None,
+    first_batch: int = 0,
 ):
     """Endless shuffled, augmented, normalised training batches ``(NxCxCx3, NxCxCx1)``.
 
     ``input_context`` (a ``tf.distribute.InputContext``) shards the files
-    between input pipelines and makes ``batch`` the global batch.
+    between input pipelines and makes ``batch`` the global batch. The stream
+    starts at batch ``first_batch`` of the seeded stream (a resumed run goes on
+    where it stopped instead of seeing its first epoch's batches again).
     """
     import tensorflow as tf
 
@@ -221,6 +224,8 @@ def train_dataset(
         return norm(images), masks
 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if first_batch:
+        ds = ds.skip(int(first_batch))
     return _with_options(ds.prefetch(tf.data.AUTOTUNE))
 
 
