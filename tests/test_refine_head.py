@@ -7,8 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from RMBG.models.archs.refine_head import LOGIT_CLIP, attach_refiner, head_layers
-from RMBG.models.build import build_model, default_info, load_model, save_model
+from RMBG.models.archs.refine_head import LOGIT_CLIP, attach_refiner, head_layers  # noqa: E402
+from RMBG.models.build import build_model, default_info, load_model, save_model  # noqa: E402
 
 SIZE = 64
 

@@ -148,7 +148,10 @@ def blurred_background(image: np.ndarray, alpha: np.ndarray, sigma_fraction: flo
         np.asarray(alpha_to_uint8(alpha), np.float32) / 255.0, small_size, interpolation=cv2.INTER_AREA
     )
     sigma = max(0.5, sigma_fraction * max(height, width) * scale)
-    blur = lambda x: cv2.GaussianBlur(x, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+
+    def blur(x):
+        return cv2.GaussianBlur(x, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+
     numerator = blur(small * weight[..., None])
     denominator = blur(weight)[..., None]
     plain = blur(small)
