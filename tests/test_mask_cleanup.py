@@ -72,6 +72,10 @@ def test_an_empty_or_full_mask_is_left_alone():
         assert np.array_equal(clean_mask(mask), mask)
 
 
+#: How much cleaning may raise the mean error of the 20 photos (README: "under 0.0001").
+MAX_MEAN_RISE = 1e-4
+
+
 @pytest.fixture(scope="module")
 def labelled(shared_data):
     """20 shared labelled photos: 7 people, 7 ECSSD objects, 6 cats (cluttered scenes)."""
@@ -87,8 +91,9 @@ def labelled(shared_data):
 
 
 def test_post_process_does_not_raise_the_error_of_model_masks(labelled, model_path):
-    """On 20 real photos the model's masks are no worse against the ground truth once cleaned,
-    and ``Remover(post_process=True)`` gives exactly the cleaned mask."""
+    """On 20 real photos cleaning moves the model's mean error against the ground truth by under 0.0001
+    upwards at most (the README's claim: it is off by default because it is neutral on average), no photo
+    loses a part of its subject, and ``Remover(post_process=True)`` gives exactly the cleaned mask."""
     from RMBG.removal.pipeline import Remover
 
     plain, cleaned = Remover(model_path), Remover(model_path, post_process=True)
@@ -100,5 +105,5 @@ def test_post_process_does_not_raise_the_error_of_model_masks(labelled, model_pa
         assert np.array_equal(tidy, clean_mask(alpha))
         before.append(np.abs(alpha - truth).mean())
         after.append(np.abs(tidy - truth).mean())
-    assert np.mean(after) <= np.mean(before), (np.mean(before), np.mean(after))
+    assert np.mean(after) <= np.mean(before) + MAX_MEAN_RISE, (np.mean(before), np.mean(after))
     assert max(a - b for a, b in zip(after, before)) < 0.005  # no photo loses a part of its subject
