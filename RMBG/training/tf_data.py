@@ -208,13 +208,15 @@ def train_dataset(
     ds = decoded_dataset(pairs, image_size, cache, with_teacher=True)
     ds = ds.shuffle(max(1, len(pairs)), seed=seed, reshuffle_each_iteration=True).repeat()
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+    # skipped before the augmentation so a resumed run does not augment what it throws away
+    ds = ds.skip(int(first_batch) * batch)
     ds = ds.map(
         lambda pair, s: (*augment(pair[0], pair[1], s, settings), pair[2]),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
     ds = ds.batch(batch, drop_remainder=True)
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + 1).batch(2)))
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + 1).batch(2).skip(int(first_batch))))
 
     def finish(batch_pair, s):
         images, masks, teacher = batch_pair
@@ -224,8 +226,6 @@ def train_dataset(
         return norm(images), masks
 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if first_batch:
-        ds = ds.skip(int(first_batch))
     return _with_options(ds.prefetch(tf.data.AUTOTUNE))
 
 
