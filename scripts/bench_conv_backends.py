@@ -68,15 +68,11 @@ def main(argv=None) -> int:
         print(json.dumps([time_layer(args, *shape) for shape in SHAPES]))
         return 0
     backends = [b for b in args.backends.split(",") if b]
-    passthrough = list(argv if argv is not None else sys.argv[1:])
-    if "--backends" in passthrough:  # "--backends X" as two words
-        index = passthrough.index("--backends")
-        del passthrough[index : index + 2]
-    passthrough = [a for a in passthrough if not a.startswith("--backends=")]
+    settings = ["--size", str(args.size), "--batch", str(args.batch), "--repeats", str(args.repeats)]
     results = {}
     for backend in backends:
         env = dict(os.environ, KERAS_BACKEND=backend)
-        done = subprocess.run([sys.executable, __file__, *passthrough, "--one", backend], env=env,
+        done = subprocess.run([sys.executable, __file__, *settings, "--one", backend], env=env,
                               capture_output=True, text=True, check=True)
         results[backend] = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"one 3x3 Conv2D, forward + backward, {args.size} px, batch {args.batch}, {args.repeats} steps; "

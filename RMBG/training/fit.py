@@ -227,18 +227,19 @@ def fit(config: TrainConfig) -> FitResult:
         raise ValueError(f"batch {preset.batch} does not split over {replicas} replicas")
 
     steps = preset.steps_per_epoch or max(1, len(report.train) // preset.batch)
+    done_steps = first_epoch * steps  # batches a resumed run has already trained on
     eval_batch = config.eval_batch or preset.batch
     if pipeline == "py":
         train_ds = py_dataset.TrainBatches(
             report.train, info, preset.image_size, preset.batch, settings, config.seed, preset.cache,
-            preset.workers, first_batch=first_epoch * steps,
+            preset.workers, first_batch=done_steps,
         )
         val_ds = py_dataset.EvalBatches(val_pairs, info, preset.image_size, eval_batch, preset.cache) if val_pairs else None
     else:
         def make_train(context=None):
             return tf_data.train_dataset(
                 report.train, info, preset.image_size, preset.batch, settings, config.seed, preset.cache, context,
-                first_batch=first_epoch * steps,
+                first_batch=done_steps,
             )
 
         train_ds = make_train() if single_device(strategy) else strategy.distribute_datasets_from_function(make_train)
@@ -254,7 +255,7 @@ def fit(config: TrainConfig) -> FitResult:
     validator = None
     if val_ds is not None:
         validator = validator_class()(
-            base, eval_model, val_ds, loss, channel, info, preset.val_every_steps, work, first_epoch * steps, save
+            base, eval_model, val_ds, loss, channel, info, preset.val_every_steps, work, done_steps, save
         )
         callbacks.append(validator)
     callbacks.append(
