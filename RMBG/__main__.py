@@ -45,25 +45,11 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def keras_backend_name() -> str:
-    """The backend Keras will load (``KERAS_BACKEND``, else ``keras.json``, else tensorflow), without importing it."""
-    import json
-    import os
-    from pathlib import Path
-
-    name = os.environ.get("KERAS_BACKEND")
-    if not name:
-        home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
-        try:
-            name = json.loads((home / "keras.json").read_text()).get("backend")
-        except (OSError, ValueError, AttributeError):
-            name = None
-    return name or "tensorflow"
-
-
 def keras_backend_problem() -> str | None:
     """What is wrong when the Keras backend asked for is not installed (``None`` when it is)."""
     import importlib.util
+
+    from RMBG.machine import keras_backend_name
 
     name = keras_backend_name()
     try:

@@ -13,7 +13,7 @@ timing this reuses); the IS-Net peer is a short onnxruntime loop
 as is, resized back bilinearly, an RGBA cutout written per photo).
 
 Before timing, ``remove --model NAME`` runs once on one photo (not counted): it
-makes the LiteRT copy when the runtime cache lacks it. Then ``--rounds``
+makes the copy (LiteRT, bfloat16 Keras or fp32 ONNX) when the runtime cache lacks it. Then ``--rounds``
 rounds, the two tools alternating which goes first; the report gives the
 median wall times, their ratio and the per-round ratios. The masks are
 compared in this process: the name's segmenter (``load_segmenter(NAME)``, the
@@ -103,7 +103,7 @@ def bench_one(name: str, folder: Path, work: Path, rounds: int) -> dict:
     warm.mkdir()
     shutil.copy(first, warm / first.name)
     made = run_process(ours + [str(warm), "--out", str(work / f"warm-out-{name}")], work / f"warm-out-{name}")
-    print(f"{name}: warm-up (makes the LiteRT copy when missing): {fmt(made)}", flush=True)
+    print(f"{name}: warm-up (makes the copy when missing): {fmt(made)}", flush=True)
     peer, label, env = peer_command(name, folder, work / f"out-peer-{name}")
     tools = {"ours": (ours + [str(folder), "--out", str(work / f"out-ours-{name}")], work / f"out-ours-{name}", None),
              "peer": (peer, work / f"out-peer-{name}", env)}

@@ -5,7 +5,7 @@
     python scripts/runtime_quality.py --name u2net [--index Data/dataset/shared/index.csv] [--split val]
                                       [--candidate LABEL=FILE ...]
 
-``--name`` judges a public network's LiteRT copy (:mod:`RMBG.models.public_copies`,
+``--name`` judges a public network's faster copy (LiteRT, bfloat16 Keras, fp32 ONNX) (:mod:`RMBG.models.public_copies`,
 made or taken from the runtime cache as ``remove --model NAME`` does) against the
 publisher's float file run through onnxruntime (``--peer NAME``), on the rows
 of a prepared index's split (the validation rows by default), per category.
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidate", action="append", default=[], metavar="LABEL=SPEC",
                         help="a runtime name or an exported model file (repeatable)")
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
-    parser.add_argument("--name", help="a public network's name (u2net, ...): judge its LiteRT copy against "
+    parser.add_argument("--name", help="a public network's name (u2net, ...): judge its faster copy against "
                                        "the publisher's file through onnxruntime")
     parser.add_argument("--index", type=Path, help="a prepared index.csv (with --name; default "
                                                   "Data/dataset/shared/index.csv)")
@@ -179,8 +179,11 @@ def main(argv: list[str] | None = None) -> int:
 
         index = args.index or DATA_DIR / "dataset" / "shared" / "index.csv"
         reference = f"{args.name} onnxruntime"
+        from RMBG.models.public_copies import conversion_for
+
+        row = conversion_for(args.name)
         segmenters = {reference: RT.load_segmenter(args.name, peer=True),
-                      f"{args.name} LiteRT copy": RT.load_segmenter(args.name)}
+                      f"{args.name} {row.quantize if row else 'no'} copy": RT.load_segmenter(args.name)}
         segmenters.update({label: RT.load_segmenter(Path(spec)) for label, spec in
                            (item.split("=", 1) for item in args.candidate)})
         for label, segmenter in segmenters.items():

@@ -1,4 +1,5 @@
-"""IS-Net by name through onnxruntime on real shared photos (issue 34).
+"""IS-Net's file run the publisher's way (``--peer isnet``, onnxruntime) on real shared photos (issue 34);
+its faster copies, which ``isnet`` by name runs, are pinned in ``test_public_copies.py``.
 
 Needs ``isnet.onnx`` in ``$U2NET_HOME`` (``~/.u2net``), which only the opt-in
 ``python -m RMBG fetch-teacher isnet`` puts there: skipped with that reason
@@ -21,7 +22,7 @@ MAX_MAE = 0.1
 
 @pytest.fixture(scope="module")
 def isnet(isnet_onnx):
-    return RT.load_segmenter("isnet")
+    return RT.load_segmenter("isnet", peer=True)
 
 
 def imgly_map(segmenter, image: np.ndarray) -> np.ndarray:

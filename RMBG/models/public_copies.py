@@ -5,7 +5,9 @@ the way ``--peer u2net`` runs them: the baseline). ``--model u2net`` runs a
 copy made here instead: the file's weights imported into the Keras port
 (:mod:`RMBG.models.onnx_import`), converted to LiteRT by
 :func:`RMBG.models.export.export_loaded` at the precision its row names,
-calibrated (int8) on the shared unlabelled photos as the default's copy is.
+calibrated (int8) on the shared unlabelled photos as the default's copy is,
+or a bfloat16 Keras copy (:func:`RMBG.models.inference_copy.bf16_copy`,
+BatchNorm folded) where the CPU multiplies bfloat16 in hardware.
 
 Rows per name (:data:`CONVERSIONS`, in order of preference): the importer,
 the precision, and why that precision (measured by
@@ -13,8 +15,9 @@ the precision, and why that precision (measured by
 and 0.002 max-F of the float model's, per category, on the validation rows
 of the shared photos; a row not yet measured so has ``qualified=False`` and
 is never made by name). IS-Net's int8 copy breaks the bound (its row says
-by how much), so its copy is an fp32 ONNX file made from the fp16 one
-(:func:`fp32_onnx_copy`), run by onnxruntime the publisher's way. A name
+by how much), so its copy is the bfloat16 Keras copy on a CPU with AMX
+(a row with ``runs_here``) and elsewhere an fp32 ONNX file made from the fp16
+one (:func:`fp32_onnx_copy`), run by onnxruntime the publisher's way. A name
 with no row runs its file through onnxruntime. :mod:`RMBG.runtime.engines`
 caches the copies (:func:`RMBG.runtime.engines.public_fast_segmenter`).
 """
@@ -29,6 +32,7 @@ from typing import Callable
 
 from RMBG.images.io import write_atomic
 from RMBG.models.export import export_loaded, int8_recipe
+from RMBG.machine import cpu_runs_bf16
 
 
 def _import_u2net(onnx_path: Path):
@@ -41,6 +45,20 @@ def _import_isnet(onnx_path: Path):
     from RMBG.models import onnx_import
 
     return onnx_import.import_isnet_onnx(onnx_path, input_size=1024)
+
+
+def bf16_keras_copy(importer: Callable[[Path], object]) -> Callable[[Path, Path], Path]:
+    """A maker of the bfloat16 ``.keras`` copy (:func:`RMBG.models.inference_copy.bf16_copy`) of the model
+    ``importer`` reads from a publisher's file, written atomically with its ModelInfo."""
+
+    def make(onnx_path: Path, out: Path) -> Path:
+        from RMBG.models.build import save_model
+        from RMBG.models.inference_copy import bf16_copy
+
+        copy = bf16_copy(importer(onnx_path))
+        return save_model(copy, out, copy.rmbg_info, overwrite=True)
+
+    return make
 
 
 def fp32_onnx_copy(onnx_path: Path, out: Path, output: str = "output") -> Path:
@@ -65,25 +83,30 @@ def fp32_onnx_copy(onnx_path: Path, out: Path, output: str = "output") -> Path:
 @dataclass(frozen=True)
 class Conversion:
     """How the file of one name becomes its faster copy: a LiteRT file through the Keras port
-    (``importer``), or, while a name has no port, an onnxruntime file (``onnx_maker``)."""
+    (``importer``), or a file another way (``maker``: an onnxruntime file, a bfloat16 Keras file)."""
 
     name: str
-    #: ``int8``, ``fp16`` (LiteRT, :data:`RMBG.models.export.QUANTIZE`) or ``fp32`` (an ONNX copy)
+    #: ``int8``, ``fp16`` (LiteRT, :data:`RMBG.models.export.QUANTIZE`), ``fp32`` (an ONNX copy) or
+    #: ``bf16`` (a Keras copy)
     quantize: str
     #: why this precision (the measurement)
     why: str
     #: the publisher's ONNX file -> a Keras model carrying ``rmbg_info`` (LiteRT copies)
     importer: Callable[[Path], object] | None = None
-    #: (the publisher's file, the copy's path) -> the copy written (ONNX copies)
-    onnx_maker: Callable[[Path, Path], Path] | None = None
+    #: (the publisher's file, the copy's path) -> the copy written (copies that are not LiteRT files)
+    maker: Callable[[Path, Path], Path] | None = None
+    #: the copy's file suffix when ``maker`` writes it
+    maker_suffix: str = ".onnx"
     #: int8: tensors kept float by name (words in their names; :func:`RMBG.models.export.tflite_bytes`)
     keep_float: tuple[str, ...] = ()
     #: whether the copy was measured within issue 34's bound (a row that was not is never made by name)
     qualified: bool = True
+    #: whether the copy runs fast on this machine (e.g. bfloat16 needs matrix units); checked when a name loads
+    runs_here: Callable[[], bool] = lambda: True
 
     @property
     def suffix(self) -> str:
-        return ".onnx" if self.onnx_maker is not None else ".tflite"
+        return self.maker_suffix if self.maker is not None else ".tflite"
 
     def tag(self) -> str:
         """The precision part of the copy's file name (int8 copies carry their calibration recipe too)."""
@@ -92,6 +115,15 @@ class Conversion:
         words = hashlib.sha256(",".join(self.keep_float).encode()).hexdigest()[:6] if self.keep_float else ""
         return f"int8-{int8_recipe()}" + (f"-f{words}" if words else "")  # a changed choice makes a new copy
 
+
+ISNET_BF16_WHY = (
+    "a bfloat16 Keras copy with BatchNorm folded (RMBG.models.inference_copy), run by TensorFlow's oneDNN "
+    "kernels, where the CPU multiplies bfloat16 in hardware (AMX): on the 177 validation photos "
+    "(scripts/runtime_quality.py --name isnet) person/object/cat dMAE +0.0000/-0.0001/-0.0000, dmax-F "
+    "-0.0000/+0.0002/-0.0000, mask difference from onnxruntime 0.0001/0.0002/0.0003 (the bound: 0.001 / "
+    "-0.002); remove --model isnet on 50 photos 0.437x the wall time of imgly's fp16 way (30.3 s vs 69.3 s, "
+    "413-426 vs 1361-1384 ms a photo after an 8-9 s start; scripts/bench_big_models.py --models isnet --n 50). "
+    "BatchNorm left unfolded costs 0.57 s a photo instead of 0.35 (its casts to float32 and back)")
 
 #: Per name, its conversions in order of preference: the first qualified one is made.
 CONVERSIONS: dict[str, tuple[Conversion, ...]] = {
@@ -121,18 +153,20 @@ CONVERSIONS: dict[str, tuple[Conversion, ...]] = {
                    "faster than onnxruntime (4.4 s vs 4.3 s, XNNPACK widens fp16 to fp32)", importer=_import_isnet,
                    keep_float=("side", "outconv", "fused", "Identity"),
                    qualified=False),
+        Conversion("isnet", "bf16", ISNET_BF16_WHY, maker=bf16_keras_copy(_import_isnet), maker_suffix=".keras",
+                   runs_here=cpu_runs_bf16),
         Conversion("isnet", "fp32",
                    "while no LiteRT copy keeps the bound: the fp16 file made fp32 for onnxruntime, side outputs "
                    "dropped: the same maps (MAE 2e-5), remove --model isnet 0.91x the wall time of imgly's fp16 way on 10 "
                    "photos (scripts/bench_big_models.py; rounds 0.79 and 1.04 on a busy machine)",
-                   onnx_maker=fp32_onnx_copy),
+                   maker=fp32_onnx_copy),
     ),
 }
 
 
 def conversion_for(name: str) -> Conversion | None:
-    """The first qualified row of ``name``, else ``None``."""
-    return next((row for row in CONVERSIONS.get(name, ()) if row.qualified), None)
+    """The first qualified row of ``name`` that runs here, else ``None``."""
+    return next((row for row in CONVERSIONS.get(name, ()) if row.qualified and row.runs_here()), None)
 
 
 def convert_public(
@@ -149,8 +183,8 @@ def convert_public(
         raise ValueError(f"model {name!r}: no faster copy "
                          f"(names with one: {', '.join(n for n in CONVERSIONS if conversion_for(n))})")
     onnx_path = Path(onnx_path)
-    if row.onnx_maker is not None:
-        return row.onnx_maker(onnx_path, Path(out))
+    if row.maker is not None:
+        return row.maker(onnx_path, Path(out))
     model = row.importer(onnx_path)
     return export_loaded(model, out, "tflite", quantize or row.quantize, calibration, overwrite=True,
                          source=onnx_path.name, keep_float=row.keep_float)

@@ -22,7 +22,7 @@ latency; int8, the default of ``remove``, ``demo`` and every front end
 bound. Neither needs a TensorFlow import once the copy exists; see
 ``scripts/bench_runtimes.py`` and ``scripts/runtime_quality.py``.
 :func:`public_fast_segmenter` does the same for the publishers' ONNX files
-behind the names ``u2net`` (and ``isnet``): imported into Keras, converted
+behind the names ``u2net`` and ``isnet``: imported into Keras, converted
 once (:mod:`RMBG.models.public_copies`), cached beside the default's copy.
 """
 
@@ -370,7 +370,8 @@ def public_copy_path(name: str, path: str | os.PathLike, cache_dir: str | os.Pat
 def public_fast_segmenter(name: str, path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
                           device: str = "auto") -> Segmenter:
     """The public file ``path`` of the model ``name`` (``u2net``, ...) served through its cached copy
-    (:mod:`RMBG.models.public_copies`: LiteRT, or an fp32 ONNX file run the publisher's way), with the
+    (:mod:`RMBG.models.public_copies`: LiteRT, a bfloat16 Keras file where the CPU has AMX, or an fp32
+    ONNX file run the publisher's way), with the
     publisher's resize; onnxruntime runs the file instead where a GPU is asked for or found (it can
     use one), or when the copy cannot be made (with a warning saying why)."""
     import warnings
@@ -387,6 +388,9 @@ def public_fast_segmenter(name: str, path: str | os.PathLike, cache_dir: str | o
         if target.suffix == ".onnx":
             segmenter = OnnxPeerSegmenter(target, recipe=recipe, device=device)
             segmenter.device_line += " (fp32 copy)"
+        elif target.suffix == ".keras":
+            segmenter = KerasSegmenter.from_file(target, device=device)
+            segmenter.device_line += " (bfloat16 copy, oneDNN)"
         else:
             segmenter = TFLiteSegmenter(target)
     except Exception as exc:  # any conversion failure: keep working on the publisher's path
@@ -431,7 +435,7 @@ def load_segmenter(model=None, peer: bool = False, runtime: str = "keras", devic
     Names (:mod:`RMBG.models.names`: ``default``, ``u2netp``, ``u2net``,
     ``isnet``) stand for their files; a public network's name (each name with a
     qualified row in :data:`RMBG.models.public_copies.CONVERSIONS`: ``u2net``'s
-    LiteRT copy, ``isnet``'s fp32 ONNX copy) runs through its cached copy
+    LiteRT copy, ``isnet``'s bfloat16 Keras copy on an AMX CPU, else its fp32 ONNX copy) runs through its cached copy
     (:func:`public_fast_segmenter`) unless ``peer=True`` (``--peer u2net``: the
     publisher's way, through onnxruntime; so does the file given by path).
     ``A+B`` is the pixel-wise mean of the
