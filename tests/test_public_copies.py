@@ -168,7 +168,7 @@ def test_the_bf16_copy_of_isnet_keeps_onnxruntimes_masks(isnet_file, shared_data
     monkeypatch.setattr(machine, "cpu_flags", lambda: {"amx_bf16"})
     ours = engines.public_fast_segmenter("isnet", isnet_file, cache_dir=tmp_path)
     assert isinstance(ours, engines.KerasSegmenter) and ours.path.name.endswith("-bf16.keras")
-    assert "bfloat16 copy" in ours.device_line
+    assert ours.device_line.endswith("on CPU (bf16 copy)"), ours.device_line
     peer = engines.OnnxPeerSegmenter(isnet_file)
     assert ours.input_size == peer.input_size == 1024 and ours.resample == peer.resample
     differences = []

@@ -9,7 +9,7 @@ bias and ReLU into one oneDNN kernel. Its ``compute_dtype`` puts every layer
 but the ones named ``float_prefixes...`` (the output head) in that dtype policy.
 
 :func:`bf16_copy` is that with ``bfloat16``: on a CPU that multiplies bfloat16
-in hardware (Intel AMX, :func:`RMBG.runtime.device.cpu_runs_bf16`) oneDNN runs
+in hardware (Intel AMX, :func:`RMBG.machine.cpu_runs_bf16`) oneDNN runs
 the convolutions several times faster than float32 (IS-Net at 1024: 0.35 s a
 photo against onnxruntime's 1.26 s on this project's two cores; BatchNorm left
 in, with its casts to float32 and back, 0.57 s). Issue 34 measures how far its

@@ -9,8 +9,6 @@ the commands print that line once.
 
 from __future__ import annotations
 
-from RMBG.machine import cpu_runs_bf16, keras_backend_name  # noqa: F401 (re-exported: what this machine runs)
-
 DEVICES = ("auto", "cpu", "gpu")
 #: onnxruntime's accelerated providers, preferred in this order when installed (CUDA, ROCm, Apple, Windows).
 GPU_PROVIDERS = ("CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionProvider",

@@ -387,12 +387,12 @@ def public_fast_segmenter(name: str, path: str | os.PathLike, cache_dir: str | o
         cached_copy(target, lambda out: convert_public(name, path, out), f"model {name}")
         if target.suffix == ".onnx":
             segmenter = OnnxPeerSegmenter(target, recipe=recipe, device=device)
-            segmenter.device_line += " (fp32 copy)"
         elif target.suffix == ".keras":
             segmenter = KerasSegmenter.from_file(target, device=device)
-            segmenter.device_line += " (bfloat16 copy, oneDNN)"
         else:
             segmenter = TFLiteSegmenter(target)
+        if target.suffix != ".tflite":  # a LiteRT line names its precision already
+            segmenter.device_line += f" ({conversion_for(name).quantize} copy)"
     except Exception as exc:  # any conversion failure: keep working on the publisher's path
         warnings.warn(f"model {name}: making its copy failed ({exc}); running {path} through onnxruntime", stacklevel=2)
         return OnnxPeerSegmenter(path, device=device)
