@@ -3,6 +3,7 @@ backend configured, the CPU's flags, whether bfloat16 copies run fast here."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -23,13 +24,19 @@ def keras_backend_name() -> str:
     return name or "tensorflow"
 
 
+@functools.lru_cache(maxsize=1)
+def _proc_cpuinfo() -> str:
+    """``/proc/cpuinfo``, read once a process (a name looks its copy up each time it loads); empty where there is none."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     """The flags of the first CPU in ``cpuinfo`` (by default ``/proc/cpuinfo``; empty where there is none)."""
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return set()
+        cpuinfo = _proc_cpuinfo()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() == "flags":

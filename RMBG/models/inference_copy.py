@@ -26,14 +26,6 @@ import numpy as np
 OUTPUT_HEAD_PREFIXES = ("side", "outconv", "fused", "sides_cat")
 
 
-def _producer(node_config: dict) -> str | None:
-    """The layer whose output is a node's single positional input (``None`` for anything else)."""
-    args = node_config.get("args", ())
-    if len(args) != 1 or not isinstance(args[0], dict) or args[0].get("class_name") != "__keras_tensor__":
-        return None
-    return args[0]["config"]["keras_history"][0]
-
-
 def foldable_batchnorms(model) -> dict[str, str]:
     """``{batchnorm layer: the Conv2D it folds into}`` for each BatchNorm called once, on the output of a
     Conv2D (with a bias) that nothing else reads."""
@@ -49,7 +41,8 @@ def foldable_batchnorms(model) -> dict[str, str]:
     for layer in layers:
         if layer["class_name"] != "BatchNormalization" or len(layer["inbound_nodes"]) != 1:
             continue
-        conv = _producer(layer["inbound_nodes"][0])
+        sources = _histories(layer["inbound_nodes"][0].get("args", ()))
+        conv = sources[0] if len(sources) == 1 else None
         if conv and kinds.get(conv) == "Conv2D" and readers.get(conv) == 1 and model.get_layer(conv).use_bias:
             folds[layer["name"]] = conv
     return folds
