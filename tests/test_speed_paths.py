@@ -214,3 +214,26 @@ def test_remove_imports_no_tensorflow_for_tflite_onnx_or_the_cached_default(remo
         assert run.returncode == 0, (model, run.stdout[-2000:], run.stderr[-2000:])
         assert "LOADED []" in run.stdout
         assert (out / f"{photo.stem}.png").is_file()
+
+
+def test_runtime_quality_names_the_photo_that_moves_a_category(shared_data):
+    """``scripts/runtime_quality.py``: per category, the median of the photos' MAE changes and the photo
+    that changed most, so a mean moved by one flipped region is told apart from a shift of every photo."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("runtime_quality", PROJECT_ROOT / "scripts" / "runtime_quality.py")
+    quality_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality_script)
+    masks = [(p.name, read_mask(shared_data / "cats" / "masks" / f"{p.stem}.png"))
+             for p in _spread(shared_data / "cats" / "images", 5)]
+    names = [name for name, _ in masks]
+    categories = ["cat", "cat", "cat", "person", "person"]
+    exact = [score_image(np.rint(m * 255).astype(np.uint8), m) for _, m in masks]
+    served = list(exact)
+    served[1] = score_image(np.rint((1 - masks[1][1]) * 255).astype(np.uint8), masks[1][1])  # one region flips
+    cat = quality_script.per_photo_change(served, exact, names, categories, "cat")
+    assert cat["largest_photo"] == names[1] and cat["largest_dmae"] > 0.05
+    assert abs(cat["median_dmae"]) < 1e-9
+    person = quality_script.per_photo_change(served, exact, names, categories, "person")
+    assert person["largest_photo"] in names[3:] and abs(person["largest_dmae"]) < 1e-9
+    assert quality_script.per_photo_change(served, exact, names, categories, "all")["largest_photo"] == names[1]
