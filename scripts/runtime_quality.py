@@ -119,17 +119,21 @@ def quality(segmenters: dict[str, RT.Segmenter], pairs, reference: str) -> dict:
             cat: {"mae": row["mae"], "max_f": row["max_f"]} for cat, row in rows.items()
         }
         for cat in result[label]:
-            picked = [d for d, c in zip(differences[label], categories) if cat in ("all", c)]
-            result[label][cat]["mask_mae_vs_reference"] = float(np.mean(picked))
-            result[label][cat].update(per_photo_change(scores[label], scores[reference], names, categories, cat))
+            picked = photos_of(categories, cat)
+            result[label][cat]["mask_mae_vs_reference"] = float(np.mean([differences[label][i] for i in picked]))
+            result[label][cat].update(per_photo_change(scores[label], scores[reference], names, picked))
         result[label]["seconds_per_image"] = seconds[label] / max(1, len(pairs))
     return result
 
 
-def per_photo_change(scores, reference_scores, names, categories, category: str) -> dict:
-    """The median of the photos' MAE changes against the reference in ``category`` ("all": every
-    photo), and the photo whose MAE changes most: one flipped region can decide a small category's mean."""
-    picked = [i for i, c in enumerate(categories) if category in ("all", c)]
+def photos_of(categories: list[str], category: str) -> list[int]:
+    """The positions of ``category``'s photos ("all": every photo)."""
+    return [i for i, c in enumerate(categories) if category in ("all", c)]
+
+
+def per_photo_change(scores, reference_scores, names, picked: list[int]) -> dict:
+    """The median of the ``picked`` photos' MAE changes against the reference, and the photo whose MAE
+    changes most: one flipped region can decide a small category's mean."""
     changes = np.array([scores[i].mae - reference_scores[i].mae for i in picked])
     largest = int(np.argmax(np.abs(changes)))
     return {"median_dmae": float(np.median(changes)), "largest_dmae": float(changes[largest]),

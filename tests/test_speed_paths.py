@@ -231,9 +231,11 @@ def test_runtime_quality_names_the_photo_that_moves_a_category(shared_data):
     exact = [score_image(np.rint(m * 255).astype(np.uint8), m) for _, m in masks]
     served = list(exact)
     served[1] = score_image(np.rint((1 - masks[1][1]) * 255).astype(np.uint8), masks[1][1])  # one region flips
-    cat = quality_script.per_photo_change(served, exact, names, categories, "cat")
+    change = lambda category: quality_script.per_photo_change(  # noqa: E731
+        served, exact, names, quality_script.photos_of(categories, category))
+    cat = change("cat")
     assert cat["largest_photo"] == names[1] and cat["largest_dmae"] > 0.05
     assert abs(cat["median_dmae"]) < 1e-9
-    person = quality_script.per_photo_change(served, exact, names, categories, "person")
+    person = change("person")
     assert person["largest_photo"] in names[3:] and abs(person["largest_dmae"]) < 1e-9
-    assert quality_script.per_photo_change(served, exact, names, categories, "all")["largest_photo"] == names[1]
+    assert change("all")["largest_photo"] == names[1]
