@@ -85,6 +85,8 @@ def test_presets_carry_the_original_values_and_the_fine_tune_recipe():
         presets.get_preset("finetune", "u2netp", plain_background=1.5)
     with pytest.raises(ValueError, match=r"blend is the trained weights' share, in \[0, 1\], got 1.5"):
         presets.get_preset("finetune", "u2netp", blend=1.5)
+    with pytest.raises(ValueError, match=r"ema is the moving average's momentum, in \[0, 1\) \(0: off\), got 1.0"):
+        presets.get_preset("distill", "u2netp", ema=1.0)
     # the refine archs start from another network (their plain base): nothing to blend with
     assert presets.get_preset("finetune", "u2netp_refine").blend == 1.0
 
@@ -403,6 +405,67 @@ def test_fine_tune_saves_the_best_weights_blended_with_the_start(tmp_path, share
     assert val_mae(shipped) == pytest.approx(result.blended_val_mae, abs=1e-5)
     summary = json.loads((tmp_path / "blend" / "summary.json").read_text())
     assert summary["blended_val_mae"] == pytest.approx(result.blended_val_mae)
+
+
+def test_averaged_weights_are_the_moving_average_of_the_trained_variables_only():
+    """``averaged_weights``: after steps w1, w2 each trained variable is m * w1 + (1 - m) * w2 (the first
+    step copies); frozen layers and BatchNorm statistics are the model's own values."""
+    import keras
+
+    from RMBG.training.averaging import averaged_weights
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="frozen"),
+                              keras.layers.BatchNormalization(name="bn"), keras.layers.Dense(1, name="head")])
+    model.get_layer("frozen").trainable = False
+    momentum = 0.75
+    model.compile(optimizer=keras.optimizers.SGD(0.5, use_ema=True, ema_momentum=momentum), loss="mse")
+    x, y = np.random.default_rng(0).normal(size=(2, 8, 4)), np.ones((2, 8, 1))
+    assert all(np.array_equal(a, b) for a, b in zip(averaged_weights(model, model.optimizer), model.get_weights()))
+    after = []
+    for step in range(2):
+        model.train_on_batch(x[step], y[step])
+        after.append(model.get_weights())
+    averaged = averaged_weights(model, model.optimizer)
+    trained = {id(v) for v in model.trainable_variables}
+    assert len(trained) == 4 and len(model.weights) == 8  # head and BatchNorm scales train
+    for variable, got, w1, w2 in zip(model.weights, averaged, *after):
+        if id(variable) in trained:
+            assert not np.allclose(w1, w2), variable.path
+            np.testing.assert_allclose(got, momentum * w1 + (1 - momentum) * w2, rtol=1e-6, err_msg=variable.path)
+        else:
+            np.testing.assert_array_equal(got, w2, err_msg=variable.path)
+    # without the average the weights are the model's
+    plain = keras.optimizers.SGD(0.5)
+    assert all(np.array_equal(a, b) for a, b in zip(averaged_weights(model, plain), model.get_weights()))
+
+
+def test_a_run_with_ema_checks_and_saves_the_averaged_weights(tmp_path, shared_data, peer_onnx):
+    """``--ema m`` over two steps: last.keras is m * (weights after step 1) + (1 - m) * (after step 2),
+    from the same run without the average stopped after one and two steps; the reported MAE is the file's."""
+    from RMBG.models.build import load_model
+    from RMBG.models.info import read_model_info
+
+    momentum = 0.6
+    common = dict(val_every_steps=1, blend=1.0, lr=1e-3)
+    lasts = {}
+    for run, steps, ema in (("one", 1, 0.0), ("two", 2, 0.0), ("ema", 2, momentum)):
+        source, root, config = tiny_fine_tune(tmp_path / run, shared_data, peer_onnx, "u2netp", run,
+                                              steps_per_epoch=steps, ema=ema, **common)
+        result = fit(config)
+        lasts[run] = load_model(result.last_path).get_weights()
+    start = load_model(source).get_weights()
+    moved = 0
+    for w0, w1, w2, got in zip(start, lasts["one"], lasts["two"], lasts["ema"]):
+        np.testing.assert_allclose(got, momentum * w1 + (1 - momentum) * w2, rtol=1e-4, atol=1e-6)
+        moved += not np.allclose(w1, w2)
+    assert moved > 0, "two steps changed nothing: the average would equal the weights"
+    # the checks scored the averaged weights: the best file's MAE is the one reported
+    val_mae = held_out_mae(root, read_model_info(result.model_path))
+    assert val_mae(load_model(result.model_path)) == pytest.approx(result.best_val_mae, abs=1e-5)
+    with open(tmp_path / "ema" / "ema" / "val_steps.csv", newline="") as handle:
+        final = float(list(csv.DictReader(handle))[-1]["val_mae"])
+    assert val_mae(load_model(result.last_path)) == pytest.approx(final, abs=1e-5)
 
 
 def test_blend_without_start_weights_is_refused_before_training(tmp_path, shared_data):

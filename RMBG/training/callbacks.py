@@ -63,11 +63,17 @@ def validator_class():
         ``best.json``) at epoch ends, where the backup is made too, so a resumed
         run finds a best model consistent with its backup. ``eval_model`` may be
         ``base`` itself (same size, one device): then nothing is copied to check.
+        ``weights_of`` gives the weights to check (default: ``base``'s own; a run with
+        the weights' moving average passes :func:`~RMBG.training.averaging.averaged_weights`).
         """
 
-        def __init__(self, base, eval_model, dataset, loss, channel, info, every, work, first_step, save):
+        def __init__(self, base, eval_model, dataset, loss, channel, info, every, work, first_step, save,
+                     weights_of=None):
             super().__init__()
             self.base, self.eval_model, self.dataset = base, eval_model, dataset
+            self.weights_of = weights_of or base.get_weights
+            # checking other weights than base's own in base itself: swap them in and back
+            self.swap = weights_of is not None and eval_model is base
             self.view = training_model(eval_model)
             self.loss, self.channel, self.info = loss, channel, info
             self.every, self.work, self.step, self.save = every, Path(work), first_step, save
@@ -80,12 +86,18 @@ def validator_class():
         def check(self) -> dict[str, float]:
             if self.last is not None and self.last[0] == self.step:
                 return self.last[1]
-            if self.eval_model is not self.base:
-                self.eval_model.set_weights(self.base.get_weights())
-            scores = evaluate_model(self.view, self.dataset, self.loss, self.channel, self.info.output_norm)
+            weights = self.weights_of()
+            trained = self.base.get_weights() if self.swap else None
+            if self.eval_model is not self.base or self.swap:
+                self.eval_model.set_weights(weights)
+            try:
+                scores = evaluate_model(self.view, self.dataset, self.loss, self.channel, self.info.output_norm)
+            finally:
+                if trained is not None:
+                    self.base.set_weights(trained)
             improved = not self.best or scores["val_mae"] < self.best["best_mae"]
             if improved:
-                self.best_weights = self.base.get_weights()
+                self.best_weights = weights
                 self.best.update(best_mae=scores["val_mae"], best_step=self.step, best_epoch=self.epoch)
             self.best.setdefault("start_mae", scores["val_mae"])
             self.best.setdefault("start_step", self.step)

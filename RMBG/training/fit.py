@@ -21,6 +21,7 @@ from RMBG.training.backend import (
     single_device,
     training_gpus,
 )
+from RMBG.training.averaging import averaged_weights
 from RMBG.training.callbacks import evaluate_model, timer_class, validator_class
 from RMBG.training.config import (
     TrainConfig,
@@ -249,13 +250,18 @@ def fit(config: TrainConfig) -> FitResult:
     def save(model, path):
         save_model(model, path, info, overwrite=True)
 
+    def trained_weights():
+        """What the run has learnt so far: the weights' moving average with ``ema``, else the weights."""
+        return averaged_weights(base, view.optimizer) if preset.ema else base.get_weights()
+
     monitor = "val_loss" if val_ds is not None else "loss"
     timer = timer_class()()
     callbacks = []
     validator = None
     if val_ds is not None:
         validator = validator_class()(
-            base, eval_model, val_ds, loss, channel, info, preset.val_every_steps, work, done_steps, save
+            base, eval_model, val_ds, loss, channel, info, preset.val_every_steps, work, done_steps, save,
+            weights_of=trained_weights if preset.ema else None,
         )
         callbacks.append(validator)
     callbacks.append(
@@ -301,7 +307,7 @@ def fit(config: TrainConfig) -> FitResult:
     )
 
     # -- outputs -----------------------------------------------------------
-    eval_model.set_weights(base.get_weights())
+    eval_model.set_weights(trained_weights())
     last_path = work / "last.keras"
     save(eval_model, last_path)
     model_path = work / "model.keras"

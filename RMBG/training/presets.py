@@ -86,6 +86,9 @@ class Preset:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     clipnorm: float | None = None
+    #: Polyak averaging: the momentum of the weights' moving average (0: off). With it on, the checks, the
+    #: best checkpoint and the saved models hold the averaged weights (RMBG.training.averaging)
+    ema: float = 0.0
     # where the weights start (when no init file is given) and what trains
     start: str = "random"
     freeze_bn: bool = False
@@ -151,6 +154,8 @@ def preset_problems(preset: Preset) -> list[str]:
         problems.append(f"plain_background_on must be one of {PLAIN_BACKGROUND_ON}, got {preset.plain_background_on!r}")
     if not 0.0 <= preset.blend <= 1.0:
         problems.append(f"blend is the trained weights' share, in [0, 1], got {preset.blend}")
+    if not 0.0 <= preset.ema < 1.0:
+        problems.append(f"ema is the moving average's momentum, in [0, 1) (0: off), got {preset.ema}")
     if not 0.0 <= preset.jitter < 1.0:
         problems.append(f"jitter must be in [0, 1), got {preset.jitter}")
     terms = [t for t in preset.loss.split("+") if t]

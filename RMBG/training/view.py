@@ -63,12 +63,15 @@ def freeze_layers(model, prefixes: Sequence[str], arch: str) -> list[str]:
 
 
 def make_optimizer(preset: Preset):
-    """The optimizer of ``preset`` (adam, adamw, sgd with Nesterov momentum, lamb), clipped."""
+    """The optimizer of ``preset`` (adam, adamw, sgd with Nesterov momentum, lamb), clipped, with the
+    weights' moving average when ``preset.ema`` is set."""
     import keras
 
     kwargs: dict[str, Any] = {"learning_rate": preset.lr}
     if preset.clipnorm:
         kwargs["clipnorm"] = preset.clipnorm
+    if preset.ema:
+        kwargs.update(use_ema=True, ema_momentum=preset.ema)
     if preset.optimizer == "adam":
         return keras.optimizers.Adam(**kwargs)
     if preset.optimizer == "adamw":
