@@ -121,6 +121,23 @@ def test_a_tie_is_refused():
     assert [c.difference for c in again.checks] == [0.0] * len(again.checks)
 
 
+def test_photos_left_out_no_longer_count_and_unknown_names_are_refused():
+    """A candidate better only on the photos its checkpoint was chosen on passes the rule on all photos and is
+    refused once those photos are left out (a tie on the rest)."""
+    default = _default_table()
+    checked = default.images[::4]  # a seeded check subset stands for the run's checked_photos.txt
+    gain = np.isin(default.images, checked)
+    candidate = _changed(default, np.where(gain, -0.01, 0.0), np.where(gain, 0.02, 0.0))
+    assert shipping_rule(candidate, default, draws=500).accept
+    rest = shipping_rule(candidate.without(checked), default.without(checked), draws=500)
+    assert not rest.accept and "ties the default's" in rest.reason
+    assert rest.photos == len(default) - len(checked)
+    with pytest.raises(ScoreFileError, match="default: no photo named nowhere.jpg"):
+        default.without(["nowhere.jpg"])
+    with pytest.raises(ScoreFileError, match="leaves none to score"):
+        default.without(default.images)
+
+
 def test_resamples_are_seeded_stratified_and_paired():
     default = _default_table()
     first = np.concatenate(list(resample_weights(default.categories, 2500, seed=3)))
@@ -226,6 +243,16 @@ def test_compare_command_exit_status_and_table(peer_run, tmp_path, capsys):
     saved = json.loads(verdict_json.read_text())
     assert saved["accept"] is True and len(saved["checks"]) == 2 * (1 + 3)
     assert _check_dict(saved, "all", "mae")["difference"] == pytest.approx(-0.005)
+
+    # the photos a run checked its checkpoints on, left out: the rule scores the others only
+    checked = tmp_path / "checked_photos.txt"
+    checked.write_text("".join(f"{name}\n" for name in table.images[: len(table) // 2]))
+    assert compare_main([*argv[:-2], "--leave-out", str(checked), "--json", str(verdict_json)]) == 0
+    assert f"left out the {len(table) // 2} photos of {checked}" in capsys.readouterr().err
+    assert json.loads(verdict_json.read_text())["photos"] == len(table) - len(table) // 2
+    checked.write_text("typo.jpg\n")
+    assert compare_main([*argv[:-2], "--leave-out", str(checked)]) == 2
+    assert "no photo named typo.jpg" in capsys.readouterr().err
 
     # inputs that cannot be compared: exit 2 with the reason
     assert compare_main(["--default", str(both), "--candidate", str(out)]) == 2

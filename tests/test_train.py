@@ -353,6 +353,10 @@ def test_fine_tune_from_imported_weights_never_ships_a_worse_model(tmp_path, sha
     with open(tmp_path / "ft" / "val_steps.csv", newline="") as handle:
         checks = list(csv.DictReader(handle))
     assert [int(c["step"]) for c in checks] == [0, 2, 4]
+    # and the photos they were made on are named, for `compare --leave-out`
+    checked = (tmp_path / "ft" / "checked_photos.txt").read_text().split()
+    held_out = dataset.scan(root, split=0.5, progress=False).val
+    assert checked == [Path(pair.image).name for pair in held_out] and len(checked) == 4
     assert result.best_val_mae <= result.start_val_mae
 
     val_mae = held_out_mae(root, info)

@@ -4,7 +4,10 @@
 evaluation's ``per_image_curves.npz`` (written by ``rmbg evaluate``; a report
 folder or the file itself) and runs :func:`RMBG.evaluation.shipping_rule.shipping_rule`.
 No model runs. When an output holds several models, ``--default-model`` /
-``--candidate-model`` name the one to use (both may come from one evaluation).
+``--candidate-model`` name the one to use (both may come from one evaluation);
+``--leave-out`` drops the photos a training run checked its checkpoints on
+(its ``checked_photos.txt``), so the rule scores a model on photos that did
+not choose it.
 Exit status: 0 the candidate may replace the default, 1 refused, 2 bad options
 or inputs that cannot be compared (missing file, other photos, other split).
 
@@ -43,9 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--confidence", type=float, default=CONFIDENCE,
                         help=f"one-sided confidence of the noise test (default {CONFIDENCE})")
     parser.add_argument("--seed", type=int, default=SEED, help=f"bootstrap seed (default {SEED})")
+    parser.add_argument("--leave-out", type=Path, default=None, metavar="FILE",
+                        help="photo names, one a line, left out of both evaluations before the rule: a training "
+                             "run's checked_photos.txt, so that the rule scores photos no checkpoint choice saw")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="also write the verdict, every figure included, as JSON")
     return parser
+
+
+def read_names(path: Path) -> list[str]:
+    """The photo names of a ``--leave-out`` file (blank lines and ``#`` comments skipped)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ScoreFileError(f"{path}: cannot read the photos to leave out ({exc.strerror or exc})") from exc
+    names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not names:
+        raise ScoreFileError(f"{path}: names no photo to leave out")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         default = read_scores(args.default, args.default_model)
         candidate = read_scores(args.candidate, args.candidate_model)
+        if args.leave_out is not None:
+            left_out = read_names(args.leave_out)
+            default, candidate = default.without(left_out), candidate.without(left_out)
+            print(f"left out the {len(left_out)} photos of {args.leave_out}: the rule scores the other "
+                  f"{len(default)}", file=sys.stderr)
         verdict = shipping_rule(candidate, default, draws=args.draws, confidence=args.confidence, seed=args.seed)
     except (ScoreFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

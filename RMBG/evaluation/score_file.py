@@ -83,6 +83,19 @@ class ScoreTable:
     def __len__(self) -> int:
         return len(self.images)
 
+    def without(self, images: Sequence[str]) -> "ScoreTable":
+        """The same table less the photos ``images`` (each must be one of its photos; some must remain)."""
+        leave = set(map(str, images))
+        unknown = sorted(leave - set(self.images))
+        if unknown:
+            raise ScoreFileError(f"{self.name}: no photo named {', '.join(unknown[:3])}"
+                                 + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""))
+        keep = np.array([name not in leave for name in self.images])
+        if not keep.any():
+            raise ScoreFileError(f"{self.name}: leaving out {len(leave)} photos leaves none to score")
+        return ScoreTable(self.name, self.images[keep], self.categories[keep], self.mae[keep], self.f_curves[keep],
+                          None if self.digests is None else self.digests[keep], self.split, self.source)
+
     def reordered(self, images: Sequence[str]) -> "ScoreTable":
         """The same table with its rows in the order of ``images`` (which must be exactly its photos)."""
         position = {name: i for i, name in enumerate(self.images)}

@@ -35,6 +35,7 @@ from RMBG.training.distribute import (
 )
 from RMBG.training.run_folder import (
     BACKUP_DIR,
+    CHECKED_PHOTOS,
     WORKERS_DIR,
     prepare_run_folder,
 )
@@ -178,6 +179,8 @@ def fit(config: TrainConfig) -> FitResult:
     if not report.train:
         raise ValueError(f"{config.data}: no usable training pairs")
     val_pairs = dataset.limit_pairs(report.val, preset.val_limit, config.seed)
+    # the photos the checks choose checkpoints on: `compare --leave-out` keeps them out of the shipping rule
+    (work / CHECKED_PHOTOS).write_text("".join(f"{Path(pair.image).name}\n" for pair in val_pairs))
 
     # -- model -------------------------------------------------------------
     info = run_info(config, init_info)

@@ -25,7 +25,10 @@ RUN_FILES = (
     "checkpoint.weights.h5",
     "summary.json",
     "data_report.txt",
+    "checked_photos.txt",
 )
+#: The validation photos a run's checks choose checkpoints on, one file name a line (``compare --leave-out``).
+CHECKED_PHOTOS = "checked_photos.txt"
 BACKUP_DIR = "backup"
 WORKERS_DIR = "workers"
 
