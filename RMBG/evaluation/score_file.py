@@ -93,17 +93,19 @@ class ScoreTable:
         keep = np.array([name not in leave for name in self.images])
         if not keep.any():
             raise ScoreFileError(f"{self.name}: leaving out {len(leave)} photos leaves none to score")
-        return ScoreTable(self.name, self.images[keep], self.categories[keep], self.mae[keep], self.f_curves[keep],
-                          None if self.digests is None else self.digests[keep], self.split, self.source)
+        return self._rows(keep)
 
     def reordered(self, images: Sequence[str]) -> "ScoreTable":
         """The same table with its rows in the order of ``images`` (which must be exactly its photos)."""
         position = {name: i for i, name in enumerate(self.images)}
         if len(images) != len(position) or any(name not in position for name in images):
             raise ScoreFileError(f"{self.name}: its photos are not the ones asked for")
-        order = np.array([position[name] for name in images], int)
-        return ScoreTable(self.name, self.images[order], self.categories[order], self.mae[order],
-                          self.f_curves[order], None if self.digests is None else self.digests[order],
+        return self._rows(np.array([position[name] for name in images], int))
+
+    def _rows(self, index: np.ndarray) -> "ScoreTable":
+        """The table of the rows ``index`` selects (positions or a boolean mask), in that order."""
+        return ScoreTable(self.name, self.images[index], self.categories[index], self.mae[index],
+                          self.f_curves[index], None if self.digests is None else self.digests[index],
                           self.split, self.source)
 
 
