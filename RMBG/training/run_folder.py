@@ -13,6 +13,8 @@ import json
 import shutil
 from pathlib import Path
 
+#: The validation photos a run's checks choose checkpoints on, one file name a line (``compare --leave-out``).
+CHECKED_PHOTOS = "checked_photos.txt"
 #: Files of a run that ``overwrite=True`` removes before starting again.
 RUN_FILES = (
     "log.csv",
@@ -25,10 +27,8 @@ RUN_FILES = (
     "checkpoint.weights.h5",
     "summary.json",
     "data_report.txt",
-    "checked_photos.txt",
+    CHECKED_PHOTOS,
 )
-#: The validation photos a run's checks choose checkpoints on, one file name a line (``compare --leave-out``).
-CHECKED_PHOTOS = "checked_photos.txt"
 BACKUP_DIR = "backup"
 WORKERS_DIR = "workers"
 
