@@ -238,11 +238,19 @@ def test_compare_command_exit_status_and_table(peer_run, tmp_path, capsys):
     verdict_json = tmp_path / "verdict.json"
     argv = ["--default", str(both), "--default-model", "u2netp", "--candidate", str(both),
             "--candidate-model", "better", "--draws", "300", "--json", str(verdict_json)]
-    assert compare_main(argv) == 0
-    assert "verdict: ACCEPT" in capsys.readouterr().out
+    assert compare_main([*argv, "--photos", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "verdict: ACCEPT" in printed
     saved = json.loads(verdict_json.read_text())
     assert saved["accept"] is True and len(saved["checks"]) == 2 * (1 + 3)
     assert _check_dict(saved, "all", "mae")["difference"] == pytest.approx(-0.005)
+    # --photos: where the difference lies, printed and in the JSON; better on every photo, so none is named
+    assert "where the MAE difference lies" in printed
+    spread = {s["scope"]: s for s in saved["spreads"]}
+    assert spread["all"]["better"] == len(table) - int(np.sum(table.mae == 0)) and spread["all"]["worst"] == []
+    assert spread["cat"]["mean_difference"] == pytest.approx(-0.005)
+    assert compare_main([*argv, "--photos", "0"]) == 2
+    assert "k must be at least 1" in capsys.readouterr().err
 
     # the photos a run checked its checkpoints on, left out: the rule scores the others only
     checked = tmp_path / "checked_photos.txt"

@@ -7,7 +7,8 @@ No model runs. When an output holds several models, ``--default-model`` /
 ``--candidate-model`` name the one to use (both may come from one evaluation);
 ``--leave-out`` drops the photos a training run checked its checkpoints on
 (its ``checked_photos.txt``), so the rule scores a model on photos that did
-not choose it.
+not choose it; ``--photos K`` adds where the MAE difference lies (the K photos
+each way, :mod:`RMBG.evaluation.photo_differences`), which the rule ignores.
 Exit status: 0 the candidate may replace the default, 1 refused, 2 bad options
 or inputs that cannot be compared (missing file, other photos, other split).
 
@@ -23,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+from RMBG.evaluation.photo_differences import spreads, spreads_dict, spreads_table
 from RMBG.evaluation.score_file import ScoreFileError, read_scores
 from RMBG.evaluation.shipping_rule import CONFIDENCE, DRAWS, SEED, shipping_rule
 from RMBG.images.io import write_atomic
@@ -49,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--leave-out", type=Path, default=None, metavar="FILE",
                         help="photo names, one a line, left out of both evaluations before the rule: a training "
                              "run's checked_photos.txt, so that the rule scores photos no checkpoint choice saw")
+    parser.add_argument("--photos", type=int, default=None, metavar="K",
+                        help="also print where the MAE difference lies: per category the photos the candidate is "
+                             "worse and better on, the mean difference without the K photos where it loses most "
+                             "and without the K where it gains most, and the K worst named (not part of the rule)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="also write the verdict, every figure included, as JSON")
     return parser
@@ -78,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"left out the {len(left_out)} photos of {args.leave_out}: the rule scores the other "
                   f"{len(default)}", file=sys.stderr)
         verdict = shipping_rule(candidate, default, draws=args.draws, confidence=args.confidence, seed=args.seed)
+        found = spreads(candidate, default, args.photos) if args.photos is not None else None
     except (ScoreFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT
@@ -85,8 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: scored on split {default.split or '(no split)'!r}; the rule is defined on the "
               f"validation part (evaluate --split val)", file=sys.stderr)
     print(verdict.table())
+    extra = {}
+    if found is not None:
+        print("\n" + spreads_table(found, args.photos))
+        extra = {"spreads": spreads_dict(found)}
     if args.json is not None:
         text = json.dumps({"default_scores": default.source, "candidate_scores": candidate.source,
-                           "split": default.split, **verdict.as_dict()}, indent=2)
+                           "split": default.split, **verdict.as_dict(), **extra}, indent=2)
         write_atomic(args.json, lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
     return ACCEPT if verdict.accept else REFUSE
