@@ -52,14 +52,16 @@ def rmbg(argv: list[str]) -> str:
 # ---------------------------------------------------------------------------
 # JAX with no TensorFlow: python -m RMBG train works end to end
 # ---------------------------------------------------------------------------
-def test_jax_trains_two_epochs_of_one_step_without_tensorflow_and_the_model_loads(tmp_path, shared_data):
+def test_jax_trains_two_epochs_with_checks_inside_them_without_tensorflow_and_the_model_loads(tmp_path, shared_data):
+    """Checks every step, so two of them fall inside an epoch, where the JAX trainer keeps the trained values
+    apart from the model's variables; the weights' moving average (``--ema``) is read there too."""
     chosen = shared_pairs(shared_data / "ecssd", 6)
     root = link_pairs(chosen, tmp_path / "data")
     out = tmp_path / "run"
     photo = str(chosen[0][0])
     argv = ["train", "--preset", "sample", "--arch", "u2netp", "--optimizer", "sgd", "--freeze-bn", "--verbose", "2",
-            "--data", str(root), "--out", str(out), "--epochs", "2", "--steps-per-epoch", "1", "--split", "0.34",
-            "--image-size", "64", "--batch", "2", "--workers", "2"]
+            "--data", str(root), "--out", str(out), "--epochs", "2", "--steps-per-epoch", "2", "--split", "0.34",
+            "--image-size", "64", "--batch", "2", "--workers", "2", "--val-every-steps", "1", "--ema", "0.5"]
     check = f"""
 try:
     runpy.run_module('RMBG', run_name='__main__')
@@ -86,8 +88,10 @@ print("RESULT " + json.dumps(dict(input=list(model.input_shape), image=list(imag
     assert result["mask"] == result["image"][:2]
     assert 0.0 <= result["lo"] <= result["hi"] <= 1.0
     summary = json.loads((out / "summary.json").read_text())
-    assert len(summary["history"]["loss"]) == 2 and summary["steps_per_epoch"] == 1  # two epochs of one step
-    assert (out / "val_steps.csv").read_text().count("\n") == 4  # header, steps 0, 1 and 2
+    assert len(summary["history"]["loss"]) == 2 and summary["steps_per_epoch"] == 2  # two epochs of two steps
+    steps = [line.split(",") for line in (out / "val_steps.csv").read_text().splitlines()[1:]]
+    assert [int(row[0]) for row in steps] == [0, 1, 2, 3, 4]  # steps 1 and 3 inside an epoch
+    assert all(np.isfinite(float(row[3])) for row in steps)
     assert np.all(np.isfinite(summary["history"]["loss"]))
 
 

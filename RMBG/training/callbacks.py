@@ -86,6 +86,7 @@ def validator_class():
         def check(self) -> dict[str, float]:
             if self.last is not None and self.last[0] == self.step:
                 return self.last[1]
+            self.sync()
             weights = self.weights_of()
             trained = self.base.get_weights() if self.swap else None
             if self.eval_model is not self.base or self.swap:
@@ -104,6 +105,13 @@ def validator_class():
             self._log(scores, improved)
             self.last = (self.step, scores)
             return scores
+
+        def sync(self) -> None:
+            """Put the trained values back into the variables before reading them: mid-epoch, the JAX trainer
+            holds them apart (the model's own are emptied) until an epoch ends or a callback asks for them."""
+            trainer = getattr(self, "model", None)
+            if trainer is not None and hasattr(trainer, "jax_state_sync"):
+                trainer.jax_state_sync()
 
         def flush(self) -> None:
             """Write the best weights found since the last flush, if any."""
