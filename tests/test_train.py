@@ -548,6 +548,28 @@ def test_killed_run_resumes_at_epoch_two_without_duplicate_log_rows(tmp_path, sh
     assert [Path(p).name for p, _ in summary["skipped"]] == ["person_9999.jpg"]
 
 
+def test_a_time_limit_stops_at_an_epoch_end_and_resume_finishes_the_run(tmp_path, shared_data, capsys):
+    root = link_pairs(shared_pairs(shared_data / "people", 6), tmp_path / "data")
+    out = tmp_path / "run"
+    argv = [*TINY, "--data", str(root), "--out", str(out), "--epochs", "3", "--steps-per-epoch", "1",
+            "--split", "0.34", "--image-size", "32"]
+    assert train_main([*argv, "--time-limit", "0"]) == 2
+    assert "--time-limit is in minutes and must be positive" in capsys.readouterr().err
+
+    assert train_main([*argv, "--time-limit", "0.0001"]) == 0  # 6 ms: past it at the first epoch end
+    assert "stopped after epoch 1 of 3; the backup is kept, --resume continues" in capsys.readouterr().out
+    assert log_epochs(out / "log.csv") == [0]
+    assert json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"] >= 0
+    assert json.loads((out / "summary.json").read_text())["stopped_after"] == 1
+    assert (out / "last.keras").is_file() and (out / "model.keras").is_file()
+
+    assert train_main([*argv, "--resume", "--time-limit", "60"]) == 0
+    assert "resuming at epoch 2 of 3" in capsys.readouterr().out
+    assert log_epochs(out / "log.csv") == [0, 1, 2]
+    assert not (out / "backup").exists()  # finished within its limit: the backup is gone, as without one
+    assert json.loads((out / "summary.json").read_text())["stopped_after"] is None
+
+
 # ---------------------------------------------------------------------------
 # Two workers on loopback
 # ---------------------------------------------------------------------------

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--init", default=None, help="start from this .keras model (keeps its preprocessing)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     parser.add_argument("--overwrite", action="store_true", help="start again in an --out that holds a run")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                        help="stop at the first epoch end after MINUTES, keeping the backup: --resume continues "
+                             "(for sessions or machines lent for a fixed time)")
     parser.add_argument("--mixed-precision", nargs="?", const="on", default="auto", choices=list(PRECISIONS),
                         help="auto (default): mixed on a GPU (bf16 where it has it, else fp16), float32 on a CPU; "
                              "on (the flag alone): also on a CPU (bf16); off; bf16; fp16 (GPU only)")
@@ -116,6 +119,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         init=args.init,
         resume=args.resume,
         overwrite=args.overwrite,
+        time_limit=args.time_limit,
         mixed_precision=args.mixed_precision,
         jit_compile=args.jit_compile,
         pipeline=args.pipeline,

@@ -195,3 +195,24 @@ def timer_class():
 
     return _StepTimer
 
+
+def time_limit_class():
+    Callback = _keras_callback_base()
+
+    class _TimeLimit(Callback):
+        """Ends the run at the first epoch end after ``seconds`` (``--time-limit``), leaving its backup behind
+        so that ``--resume`` continues it. Placed after ``BackupAndRestore``: the epoch is backed up first."""
+
+        def __init__(self, seconds: float, epochs: int):
+            super().__init__()
+            self.seconds, self.epochs = float(seconds), int(epochs)
+            self.started = time.monotonic()
+            self.stopped_after: int | None = None  # the epochs done when it stopped the run (1-based)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 < self.epochs and time.monotonic() - self.started >= self.seconds:
+                self.stopped_after = epoch + 1
+                self.model.stop_training = True
+
+    return _TimeLimit
+

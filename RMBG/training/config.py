@@ -39,6 +39,8 @@ class TrainConfig:
     init: str | None = None
     resume: bool = False
     overwrite: bool = False
+    #: minutes after which the run stops at the next epoch end, resumable (``--time-limit``); None: no limit
+    time_limit: float | None = None
     mixed_precision: str = "auto"
     jit_compile: str = "auto"
     pipeline: str = "auto"
@@ -65,6 +67,8 @@ class TrainConfig:
             if value not in choices:
                 raise ValueError(f"--{option} {value!r}: choose one of {', '.join(choices)}")
         canonical_name(self.arch)  # an unknown architecture fails here, with the valid names
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"--time-limit is in minutes and must be positive, got {self.time_limit}")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -22,7 +22,7 @@ from RMBG.training.backend import (
     training_gpus,
 )
 from RMBG.training.averaging import averaged_weights
-from RMBG.training.callbacks import evaluate_model, timer_class, validator_class
+from RMBG.training.callbacks import evaluate_model, time_limit_class, timer_class, validator_class
 from RMBG.training.config import (
     TrainConfig,
     check_config,
@@ -65,6 +65,8 @@ class FitResult:
     steps_per_epoch: int
     seconds_per_step: float | None
     skipped: list[tuple[str, str]]
+    #: the epochs done when ``--time-limit`` stopped the run (resumable), else None
+    stopped_after: int | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -291,8 +293,13 @@ def fit(config: TrainConfig) -> FitResult:
         # Last, so that an epoch is backed up only once everything above (log row,
         # best model, learning rate) has recorded it: a kill in between makes the
         # resumed run redo that epoch, and prepare_run_folder drops its old log row.
-        keras.callbacks.BackupAndRestore(str(work / BACKUP_DIR)),
+        # A run with a time limit keeps its backup when the limit stops it (removed below when it finishes).
+        keras.callbacks.BackupAndRestore(str(work / BACKUP_DIR), delete_checkpoint=config.time_limit is None),
     ]
+    time_limit = None
+    if config.time_limit is not None:
+        time_limit = time_limit_class()(config.time_limit * 60, preset.epochs)
+        callbacks.append(time_limit)  # after the backup: the epoch it stops at is backed up
     if first_epoch:
         print(f"resuming at epoch {first_epoch + 1} of {preset.epochs}", flush=True)
     verbose = config.verbose
@@ -308,6 +315,13 @@ def fit(config: TrainConfig) -> FitResult:
         verbose=verbose,
         shuffle=False,  # the dataset shuffles itself (seeded)
     )
+
+    stopped_after = time_limit.stopped_after if time_limit is not None else None
+    if stopped_after is not None:
+        print(f"time limit ({config.time_limit:g} min) reached: stopped after epoch {stopped_after} of "
+              f"{preset.epochs}; the backup is kept, --resume continues the run", flush=True)
+    elif time_limit is not None:
+        shutil.rmtree(work / BACKUP_DIR, ignore_errors=True)  # finished: as BackupAndRestore does without a limit
 
     # -- outputs -----------------------------------------------------------
     eval_model.set_weights(trained_weights())
@@ -342,6 +356,7 @@ def fit(config: TrainConfig) -> FitResult:
         steps_per_epoch=steps,
         seconds_per_step=timer.seconds_per_step,
         skipped=list(report.skipped),
+        stopped_after=stopped_after,
     )
     summary = {
         "config": config.to_dict(),
@@ -355,6 +370,7 @@ def fit(config: TrainConfig) -> FitResult:
         "steps_per_epoch": steps,
         "seconds_per_step": result.seconds_per_step,
         "history": result.history,
+        "stopped_after": stopped_after,
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return result
