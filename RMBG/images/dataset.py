@@ -93,7 +93,7 @@ class DataReport:
         return "\n".join(lines)
 
 
-def _resolve(root: Path, text: str, folder: str) -> Path:
+def resolve_index_path(root: Path, text: str, folder: str) -> Path:
     """A path from ``index.csv``: absolute, relative to the dataset, to the cwd, or a bare name."""
     path = Path(text)
     if path.is_absolute():
@@ -148,8 +148,8 @@ def list_pairs(root: str | os.PathLike) -> tuple[list[Pair], list[tuple[str, str
             raise ValueError(f"{index}: missing column(s) {', '.join(sorted(missing))}")
         with_split = bool(rows) and all((r.get("split") or "").strip() in INDEX_SPLITS for r in rows)
         for row in rows:
-            image = _resolve(root, row["Image Path"], "images")
-            mask = _resolve(root, row["Mask Path"], "masks")
+            image = resolve_index_path(root, row["Image Path"], "images")
+            mask = resolve_index_path(root, row["Mask Path"], "masks")
             category = (row.get("Category") or "").strip() or category_of(image)
             split = row["split"].strip() if with_split else ""
             teacher = (row.get("Target") or "").strip() == "teacher"
