@@ -42,7 +42,7 @@ from PIL import Image  # noqa: E402
 
 #: The most the carried folder may weigh (the device tool's 64 MiB less the working tree).
 MAX_BYTES = 50 << 20
-#: The splits a packed dataset keeps (the test part never travels) and its JPEG quality.
+#: The splits a packed dataset keeps (the test part never travels) and its photos' WebP quality.
 CARRIED_SPLITS = ("train", "val")
 CARRIED_WEBP_QUALITY = 60
 #: Validation rows carried by default, and the seed that draws them.

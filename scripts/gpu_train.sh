@@ -35,7 +35,8 @@ import csv, sys
 from pathlib import Path
 carry = Path(sys.argv[1])
 with open(carry / "dataset" / "index.csv", newline="") as handle:
-    original = {Path(row["Image Path"]).name: row["Image Name"] for row in csv.DictReader(handle)}
+    original = {Path(row["Image Path"]).name: row.get("Image Name") or Path(row["Image Path"]).name
+                for row in csv.DictReader(handle)}
 checked = carry / "run" / "checked_photos.txt"
 if checked.is_file():
     names = checked.read_text().split()
