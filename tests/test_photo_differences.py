@@ -14,7 +14,7 @@ CURVES = np.tile(np.linspace(0.9, 0.1, 256), (12, 1))
 
 def _table(name: str, mae, order=None) -> ScoreTable:
     images = np.array([f"{c}_{i}.jpg" for i, c in enumerate(["cat"] * 4 + ["person"] * 8)])
-    categories = np.array([name.split("_")[0] for name in images])
+    categories = np.array([image.split("_")[0] for image in images])
     order = np.arange(12) if order is None else np.asarray(order)
     return ScoreTable(name, images[order], categories[order], np.asarray(mae, float)[order], CURVES[order])
 
